@@ -1,0 +1,716 @@
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import { hasProperty } from "effect/Predicate"
+import * as PubSub from "effect/PubSub"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as CB from "../CircuitBreaker.js"
+import { InvalidOptions } from "../InvalidOptions.js"
+import { CircuitBreakerOpen } from "./circuitBreakerOpen.js"
+import * as Machine from "./circuitBreakerState.js"
+import * as Options from "./options.js"
+import * as Window from "./window.js"
+
+/** @internal */
+export const TypeId: CB.TypeId = Symbol.for("effect-resilience/CircuitBreaker") as CB.TypeId
+
+/** @internal */
+export const isCircuitBreaker = (u: unknown): u is CB.CircuitBreaker => hasProperty(u, TypeId)
+
+// -----------------------------------------------------------------------------
+// Metrics
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const stateGauge = Metric.gauge("effect_resilience_circuit_breaker_state", {
+  description: "Circuit breaker state: 0 closed, 1 half-open, 2 open (forced states report as closed / open)"
+})
+/** @internal */
+export const callsCounter = Metric.counter("effect_resilience_circuit_breaker_calls_total", {
+  description: "Calls through a circuit breaker, by outcome: success, failure, rejected, ignored, interrupted, slow",
+  incremental: true
+})
+/** @internal */
+export const stateChangesCounter = Metric.counter("effect_resilience_circuit_breaker_state_changes_total", {
+  description: "Circuit breaker state changes, by target state",
+  incremental: true
+})
+/** @internal */
+export const durationHistogram = Metric.histogram(
+  "effect_resilience_circuit_breaker_call_duration_ms",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  "Duration of calls run through a circuit breaker, in milliseconds"
+)
+
+const stateValue = (state: CB.State): number =>
+  state === "HalfOpen" ? 1 : state === "Open" || state === "ForcedOpen" ? 2 : 0
+
+/** Label arrays are built once per breaker: Effect caches metric hooks by array identity. */
+const makeLabels = (name: string) => {
+  const base = MetricLabel.make("breaker", name)
+  const outcome = (value: string) => [base, MetricLabel.make("outcome", value)] as const
+  return {
+    breaker: [base],
+    success: outcome("success"),
+    failure: outcome("failure"),
+    rejected: outcome("rejected"),
+    ignored: outcome("ignored"),
+    interrupted: outcome("interrupted"),
+    slow: outcome("slow"),
+    to: {
+      Closed: [base, MetricLabel.make("to", "Closed")],
+      Open: [base, MetricLabel.make("to", "Open")],
+      HalfOpen: [base, MetricLabel.make("to", "HalfOpen")],
+      ForcedOpen: [base, MetricLabel.make("to", "ForcedOpen")],
+      ForcedClosed: [base, MetricLabel.make("to", "ForcedClosed")]
+    }
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Options
+// -----------------------------------------------------------------------------
+
+const MODULE = "CircuitBreaker"
+
+interface Resolved<E> {
+  readonly name: string
+  readonly config: Machine.Config
+  readonly openSchedule: Schedule.Schedule<unknown, number> | undefined
+  readonly resetTimeout: Duration.Duration
+  readonly isFailure: ((error: E) => boolean) | undefined
+}
+
+/** @internal */
+export const resolveOptions = <E>(options: CB.CircuitBreaker.Options<E>): Either.Either<Resolved<E>, InvalidOptions> =>
+  Either.gen(function*() {
+    if (!hasProperty(options, "name")) {
+      return yield* Either.left(
+        new InvalidOptions({ module: MODULE, field: "name", expected: "a non-empty string", received: undefined })
+      )
+    }
+    const name = yield* Options.field(MODULE, "name", options.name, Options.nonEmptyString, "")
+    const failureThreshold = yield* Options.field(
+      MODULE,
+      "failureThreshold",
+      options.failureThreshold,
+      Options.integerAtLeastOrInfinity(1),
+      5
+    )
+    const successThreshold = yield* Options.field(
+      MODULE,
+      "successThreshold",
+      options.successThreshold,
+      Options.integerAtLeast(1),
+      3
+    )
+    const halfOpenMaxCalls = yield* Options.field(
+      MODULE,
+      "halfOpenMaxCalls",
+      options.halfOpenMaxCalls,
+      Options.integerAtLeast(1),
+      1
+    )
+    const minimumCalls = yield* Options.field(MODULE, "minimumCalls", options.minimumCalls, Options.integerAtLeast(1), 10)
+    const recoveryFactor = yield* Options.field(
+      MODULE,
+      "recoveryFactor",
+      options.recoveryFactor,
+      Options.fraction({ exclusiveMin: true }),
+      1
+    )
+    const failureRateThreshold = yield* Options.field(
+      MODULE,
+      "failureRateThreshold",
+      options.failureRateThreshold,
+      Options.fraction({ exclusiveMin: true }),
+      undefined
+    )
+    const slowCallRateThreshold = yield* Options.field(
+      MODULE,
+      "slowCallRateThreshold",
+      options.slowCallRateThreshold,
+      Options.fraction({ exclusiveMin: true }),
+      undefined
+    )
+    const slowCallDuration = options.slowCallDuration === undefined
+      ? undefined
+      : yield* Options.duration(MODULE, "slowCallDuration", options.slowCallDuration, Duration.zero)
+    if (slowCallRateThreshold !== undefined && slowCallDuration === undefined) {
+      return yield* Either.left(
+        new InvalidOptions({
+          module: MODULE,
+          field: "slowCallRateThreshold",
+          expected: "slowCallDuration to be set as well",
+          received: slowCallRateThreshold
+        })
+      )
+    }
+    if (options.resetTimeout !== undefined && options.openSchedule !== undefined) {
+      return yield* Either.left(
+        new InvalidOptions({
+          module: MODULE,
+          field: "resetTimeout, openSchedule",
+          expected: "at most one of them",
+          received: "both"
+        })
+      )
+    }
+    const resetTimeout = yield* Options.duration(MODULE, "resetTimeout", options.resetTimeout, Duration.seconds(60))
+    if (options.openSchedule !== undefined && !Schedule.isSchedule(options.openSchedule)) {
+      return yield* Either.left(
+        new InvalidOptions({ module: MODULE, field: "openSchedule", expected: "a Schedule", received: options.openSchedule })
+      )
+    }
+    if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
+      return yield* Either.left(
+        new InvalidOptions({ module: MODULE, field: "isFailure", expected: "a function", received: options.isFailure })
+      )
+    }
+    const window = yield* resolveWindow(options.window)
+    return {
+      name,
+      resetTimeout,
+      openSchedule: options.openSchedule,
+      isFailure: options.isFailure,
+      config: {
+        failureThreshold,
+        successThreshold,
+        halfOpenMaxCalls,
+        minimumCalls,
+        recoveryFactor,
+        failureRateThreshold,
+        slowCallRateThreshold,
+        slowCallMillis: slowCallDuration === undefined ? undefined : Duration.toMillis(slowCallDuration),
+        window
+      }
+    }
+  })
+
+const resolveWindow = (window: CB.Window | undefined): Either.Either<Machine.Config["window"], InvalidOptions> =>
+  Either.gen(function*() {
+    if (window === undefined) return { _tag: "Time" as const, durationMillis: 300_000, buckets: 10 }
+    switch (hasProperty(window, "_tag") ? window._tag : undefined) {
+      case "Count": {
+        const size = yield* Options.field(
+          MODULE,
+          "window.size",
+          (window as { size?: unknown }).size,
+          Options.integerAtLeast(1),
+          100
+        )
+        return { _tag: "Count" as const, size }
+      }
+      case "Time": {
+        const time = window as { duration?: unknown; buckets?: unknown }
+        const duration = yield* Options.duration(MODULE, "window.duration", time.duration, Duration.minutes(5))
+        const buckets = yield* Options.field(MODULE, "window.buckets", time.buckets, Options.integerAtLeast(1), 10)
+        return { _tag: "Time" as const, durationMillis: Duration.toMillis(duration), buckets }
+      }
+      default:
+        return yield* Either.left(
+          new InvalidOptions({
+            module: MODULE,
+            field: "window",
+            expected: `{ _tag: "Count", size } or { _tag: "Time", duration, buckets }`,
+            received: window
+          })
+        )
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// The breaker
+// -----------------------------------------------------------------------------
+
+const messageOf = (error: unknown): string => {
+  if (hasProperty(error, "message") && typeof error.message === "string") {
+    return hasProperty(error, "_tag") && typeof error._tag === "string" ? `${error._tag}: ${error.message}` : error.message
+  }
+  try {
+    return String(error)
+  } catch {
+    return "unknown error"
+  }
+}
+
+const toDuration = (millis: number): Duration.Duration =>
+  millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(Math.max(0, millis))
+
+class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
+  readonly [TypeId]: CB.TypeId = TypeId
+  readonly name: string
+  readonly labels: ReturnType<typeof makeLabels>
+
+  constructor(
+    readonly resolved: Resolved<E>,
+    readonly ref: Ref.Ref<Machine.State>,
+    readonly pubsub: PubSub.PubSub<Machine.Transition>
+  ) {
+    this.name = resolved.name
+    this.labels = makeLabels(resolved.name)
+  }
+
+  protect = <A, E2, R>(effect: Effect.Effect<A, E2, R>): Effect.Effect<A, E2 | CircuitBreakerOpen, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.clockWith((clock) => {
+        const startedAt = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(
+          Ref.modify(this.ref, (state) => {
+            const [decision, next, effects] = Machine.acquire(state, startedAt, this.resolved.config)
+            return [[decision, effects] as const, next]
+          }),
+          ([decision, effects]): Effect.Effect<A, E2 | CircuitBreakerOpen, R> => {
+            if (decision._tag === "Rejected") {
+              callsCounter.unsafeUpdate(1, this.labels.rejected)
+              const error = new CircuitBreakerOpen({
+                breaker: this.name,
+                retryAfter: toDuration(decision.retryAfter),
+                reason: decision.reason
+              })
+              return effects === noEffects
+                ? Effect.fail(error)
+                : Effect.zipRight(this.apply(effects, startedAt), Effect.fail(error))
+            }
+            const run = Effect.onExit(restore(effect), (exit) => this.release(decision, exit, clock, startedAt))
+            return effects === noEffects ? run : Effect.zipRight(this.apply(effects, startedAt), run)
+          }
+        )
+      })
+    )
+
+  release(
+    admission: Machine.Admission,
+    exit: Exit.Exit<unknown, unknown>,
+    clock: Clock.Clock,
+    startedAt: number
+  ): Effect.Effect<void> {
+    const endedAt = clock.unsafeCurrentTimeMillis()
+    const duration = endedAt - startedAt
+    let outcome: Machine.Outcome
+    let message = ""
+    if (exit._tag === "Success") {
+      outcome = "success"
+    } else {
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        if (this.resolved.isFailure === undefined || this.resolved.isFailure(failure.value as E)) {
+          outcome = "failure"
+          message = messageOf(failure.value)
+        } else {
+          outcome = "ignored"
+        }
+      } else if (Cause.isInterruptedOnly(exit.cause)) {
+        outcome = "interrupted"
+      } else {
+        outcome = "failure"
+        const defect = Cause.dieOption(exit.cause)
+        message = Option.isSome(defect) ? `defect: ${messageOf(defect.value)}` : "defect"
+      }
+    }
+    callsCounter.unsafeUpdate(1, this.labels[outcome])
+    if (outcome === "success" || outcome === "failure") {
+      durationHistogram.unsafeUpdate(duration, this.labels.breaker)
+      if (this.resolved.config.slowCallMillis !== undefined && duration >= this.resolved.config.slowCallMillis) {
+        callsCounter.unsafeUpdate(1, this.labels.slow)
+      }
+    }
+    return Effect.flatMap(
+      Ref.modify(this.ref, (state) => {
+        const [, next, effects] = Machine.record(
+          state,
+          admission,
+          outcome,
+          endedAt,
+          duration,
+          message,
+          this.resolved.config
+        )
+        return [effects, next]
+      }),
+      (effects) => effects === noEffects ? Effect.void : this.apply(effects, endedAt)
+    )
+  }
+
+  /** Publishes transitions, updates state metrics, logs, and steps the open schedule. */
+  apply(effects: Machine.Effects, now: number): Effect.Effect<void> {
+    const events = effects.events
+    const publish = events.length === 0 ? Effect.void : Effect.suspend(() => {
+      for (const event of events) {
+        stateGauge.unsafeUpdate(stateValue(event.to), this.labels.breaker)
+        stateChangesCounter.unsafeUpdate(1, this.labels.to[event.to])
+      }
+      return Effect.zipRight(
+        PubSub.publishAll(this.pubsub, events),
+        Effect.forEach(events, (event) =>
+          Effect.logInfo(`circuit breaker "${this.name}": ${event.from} -> ${event.to} (${event.reason})`).pipe(
+            Effect.annotateLogs({ breaker: this.name, from: event.from, to: event.to, reason: event.reason })
+          ), { discard: true })
+      )
+    })
+    return effects.draw === undefined ? publish : Effect.zipRight(this.draw(effects.draw, now), publish)
+  }
+
+  /** Draws the next open duration from the schedule, for the opening the state now awaits. */
+  draw(mode: "next" | "restart", now: number): Effect.Effect<void> {
+    const schedule = this.resolved.openSchedule
+    if (schedule === undefined) return Effect.void
+    return Effect.flatMap(Ref.get(this.ref), (state) => {
+      const token = state.drawToken
+      const from = mode === "restart" ? schedule.initial : state.scheduleState
+      return Effect.flatMap(stepSchedule(schedule, now, state.opens + 1, from), (drawn) =>
+        Option.isNone(drawn)
+          // The schedule is done: the last duration stays.
+          ? Effect.void
+          : Ref.update(this.ref, (s) => Machine.setNextOpenDelay(s, token, drawn.value[0], drawn.value[1])))
+    })
+  }
+
+  read<A>(f: (state: Machine.State, now: number) => A): Effect.Effect<A> {
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.flatMap(
+        Ref.modify(this.ref, (state) => {
+          const [observed, next, effects] = Machine.observeAt(state, now)
+          return [[observed, effects] as const, next]
+        }),
+        ([observed, effects]) => {
+          const value = f(observed, now)
+          return effects === noEffects ? Effect.succeed(value) : Effect.as(this.apply(effects, now), value)
+        }
+      )
+    })
+  }
+
+  run(command: Machine.Command): Effect.Effect<void> {
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.flatMap(
+        Ref.modify(this.ref, (state) => {
+          const [, next, effects] = Machine.command(state, command, now)
+          return [effects, next]
+        }),
+        (effects) => effects === noEffects ? Effect.void : this.apply(effects, now)
+      )
+    }).pipe(Effect.uninterruptible)
+  }
+
+  get state(): Effect.Effect<CB.State> {
+    return this.read((state) => Machine.visible(state))
+  }
+
+  get isCallPermitted(): Effect.Effect<boolean> {
+    return this.read((state, now) => Machine.isCallPermitted(state, now, this.resolved.config))
+  }
+
+  get retryAfter(): Effect.Effect<Duration.Duration> {
+    return this.read((state, now) => toDuration(Machine.retryAfter(state, now, this.resolved.config)))
+  }
+
+  get metrics(): Effect.Effect<CB.Metrics> {
+    return this.read((state, now) => metricsOf(state, now))
+  }
+
+  get changes(): Stream.Stream<CB.StateChange> {
+    return Stream.unwrapScoped(this.subscribe)
+  }
+
+  get subscribe(): Effect.Effect<Stream.Stream<CB.StateChange>, never, Scope.Scope> {
+    const name = this.name
+    return Effect.gen(this, function*() {
+      const subscription = yield* PubSub.subscribe(this.pubsub)
+      // Events numbered below `start` were emitted before this subscriber existed.
+      const start = (yield* Ref.get(this.ref)).seq
+      return inOrder(Stream.fromQueue(subscription), start).pipe(
+        Stream.map((event): CB.StateChange => ({
+          breaker: name,
+          from: event.from,
+          to: event.to,
+          at: event.at,
+          reason: event.reason
+        }))
+      )
+    })
+  }
+
+  get forceOpen(): Effect.Effect<void> {
+    return this.run("ForceOpen")
+  }
+
+  get forceClosed(): Effect.Effect<void> {
+    return this.run("ForceClosed")
+  }
+
+  get reset(): Effect.Effect<void> {
+    return this.run("Reset")
+  }
+
+  get halfOpen(): Effect.Effect<void> {
+    return this.run("HealthCheckPassed")
+  }
+
+  get isolate(): Effect.Effect<void, never, Scope.Scope> {
+    return Effect.acquireRelease(this.run("Isolate"), () => this.run("Release"))
+  }
+}
+
+const noEffects = Machine.noEffects
+
+/**
+ * Restores the emission order of transitions: each fiber publishes after its `Ref.modify`,
+ * and two fibers may publish in the other order; the sequence numbers given inside the
+ * modify are the truth.
+ */
+const inOrder = (
+  self: Stream.Stream<Machine.Transition>,
+  start: number
+): Stream.Stream<Machine.Transition> => {
+  interface Acc {
+    readonly expected: number
+    readonly pending: ReadonlyMap<number, Machine.Transition>
+  }
+  const initial: Acc = { expected: start, pending: new Map() }
+  return self.pipe(
+    Stream.mapAccum(initial, (acc, event): readonly [Acc, ReadonlyArray<Machine.Transition>] => {
+      if (event.seq < acc.expected) return [acc, []]
+      const pending = new Map(acc.pending)
+      pending.set(event.seq, event)
+      const ready: Array<Machine.Transition> = []
+      let expected = acc.expected
+      for (let next = pending.get(expected); next !== undefined; next = pending.get(expected)) {
+        ready.push(next)
+        pending.delete(expected)
+        expected++
+      }
+      return [{ expected, pending }, ready]
+    }),
+    Stream.flattenIterables
+  )
+}
+
+const metricsOf = (state: Machine.State, now: number): CB.Metrics => {
+  // The time window is read as of `now`: calls older than its duration are forgotten.
+  const totals = Window.totals(state.window, now)
+  const stats = state.stats
+  return {
+    state: Machine.visible(state),
+    failureRate: totals.calls === 0 ? 0 : totals.failures / totals.calls,
+    slowCallRate: totals.calls === 0 ? 0 : totals.slow / totals.calls,
+    windowCalls: totals.calls,
+    totalCalls: stats.total,
+    successfulCalls: stats.successful,
+    failedCalls: stats.failed,
+    ignoredCalls: stats.ignored,
+    interruptedCalls: stats.interrupted,
+    rejectedCalls: stats.rejected,
+    slowCalls: stats.slow,
+    consecutiveFailures: stats.consecutiveFailures,
+    consecutiveSuccesses: stats.consecutiveSuccesses,
+    stateChanges: stats.stateChanges,
+    probesInFlight: Machine.probesInFlight(state, now),
+    timeInState: Duration.millis(Math.max(0, now - state.enteredAt)),
+    openDuration: Duration.millis(state.status === "Open" || state.status === "HalfOpen"
+      ? state.openDuration
+      : state.nextOpenDelay),
+    recentFailures: stats.recentFailures
+  }
+}
+
+
+/**
+ * Steps a schedule once at `now`: the delay its decision asks for, in ms, and its new state;
+ * `None` when the schedule is done.
+ */
+const stepSchedule = (
+  schedule: Schedule.Schedule<unknown, number>,
+  now: number,
+  input: number,
+  state: unknown
+): Effect.Effect<Option.Option<readonly [number, unknown]>> =>
+  Effect.map(
+    schedule.step(now, input, state),
+    ([next, _out, decision]) =>
+      ScheduleDecision.isDone(decision)
+        ? Option.none()
+        : Option.some([Math.max(0, ScheduleIntervals.start(decision.intervals) - now), next] as const)
+  ).pipe(
+    // A schedule that dies keeps the last duration rather than breaking the breaker.
+    Effect.catchAllCause(() => Effect.succeed(Option.none()))
+  )
+
+/** @internal */
+export const make = <E = unknown>(
+  options: CB.CircuitBreaker.Options<E>
+): Effect.Effect<CB.CircuitBreaker, InvalidOptions> =>
+  Effect.gen(function*() {
+    const resolved = yield* resolveOptions(options)
+    const now = yield* Clock.currentTimeMillis
+    let first = Duration.toMillis(resolved.resetTimeout)
+    let scheduleState: unknown = undefined
+    if (resolved.openSchedule !== undefined) {
+      const drawn = yield* stepSchedule(resolved.openSchedule, now, 1, resolved.openSchedule.initial)
+      if (Option.isNone(drawn)) {
+        return yield* new InvalidOptions({
+          module: MODULE,
+          field: "openSchedule",
+          expected: "a schedule that yields at least one delay",
+          received: "a schedule that is done at once"
+        })
+      }
+      first = drawn.value[0]
+      scheduleState = drawn.value[1]
+    }
+    const ref = yield* Ref.make(Machine.initial(resolved.config, now, first, scheduleState))
+    const pubsub = yield* PubSub.unbounded<Machine.Transition>()
+    const breaker = new CircuitBreakerImpl(resolved, ref, pubsub)
+    stateGauge.unsafeUpdate(0, breaker.labels.breaker)
+    return breaker
+  })
+
+// -----------------------------------------------------------------------------
+// Health checks
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const withHealthCheck = dual<
+  <E, R>(
+    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+  ) => (breaker: CB.CircuitBreaker) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>,
+  <E, R>(
+    breaker: CB.CircuitBreaker,
+    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+  ) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>
+>(2, (breaker, options) =>
+  Effect.gen(function*() {
+    const interval = yield* Options.duration("CircuitBreaker.withHealthCheck", "interval", options.interval, Duration.zero)
+    const tick = Effect.flatMap(breaker.state, (state) =>
+      state === "Open"
+        ? options.check.pipe(
+          Effect.matchCauseEffect({ onFailure: () => Effect.void, onSuccess: () => breaker.halfOpen })
+        )
+        : Effect.void)
+    yield* Effect.forkScoped(Effect.repeat(Effect.delay(tick, interval), Schedule.forever))
+  }))
+
+// -----------------------------------------------------------------------------
+// Config
+// -----------------------------------------------------------------------------
+
+/** "llm-openai" -> "LLM_OPENAI", "redisCache" -> "REDIS_CACHE". @internal */
+export const constantCase = (name: string): string =>
+  name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/[^A-Za-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .toUpperCase()
+
+/** The variables `fromConfig` reads, after the name prefix. @internal */
+export const configNames = {
+  failureThreshold: "FAILURE_THRESHOLD",
+  successThreshold: "SUCCESS_THRESHOLD",
+  resetTimeout: "RESET_TIMEOUT",
+  halfOpenMaxCalls: "HALF_OPEN_MAX_CALLS",
+  failureRateThreshold: "FAILURE_RATE_THRESHOLD",
+  minimumCalls: "MINIMUM_CALLS",
+  windowSize: "WINDOW_SIZE",
+  windowDuration: "WINDOW_DURATION",
+  windowBuckets: "WINDOW_BUCKETS",
+  slowCallDuration: "SLOW_CALL_DURATION",
+  slowCallRateThreshold: "SLOW_CALL_RATE_THRESHOLD",
+  recoveryFactor: "RECOVERY_FACTOR"
+} as const
+
+const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
+
+/** @internal */
+export const config = (name: string): Config.Config<Omit<CB.CircuitBreaker.Options, "name" | "isFailure">> =>
+  Config.nested(
+    Config.all({
+      failureThreshold: optional(Config.number(configNames.failureThreshold)),
+      successThreshold: optional(Config.number(configNames.successThreshold)),
+      resetTimeout: optional(Config.duration(configNames.resetTimeout)),
+      halfOpenMaxCalls: optional(Config.number(configNames.halfOpenMaxCalls)),
+      failureRateThreshold: optional(Config.number(configNames.failureRateThreshold)),
+      minimumCalls: optional(Config.number(configNames.minimumCalls)),
+      windowSize: optional(Config.number(configNames.windowSize)),
+      windowDuration: optional(Config.duration(configNames.windowDuration)),
+      windowBuckets: optional(Config.number(configNames.windowBuckets)),
+      slowCallDuration: optional(Config.duration(configNames.slowCallDuration)),
+      slowCallRateThreshold: optional(Config.number(configNames.slowCallRateThreshold)),
+      recoveryFactor: optional(Config.number(configNames.recoveryFactor))
+    }),
+    constantCase(name)
+  ).pipe(Config.map(({ windowBuckets, windowDuration, windowSize, ...rest }) => {
+    const window: CB.Window | undefined = windowSize !== undefined
+      ? { _tag: "Count", size: windowSize }
+      : windowDuration !== undefined || windowBuckets !== undefined
+      ? { _tag: "Time", duration: windowDuration ?? Duration.minutes(5), buckets: windowBuckets }
+      : undefined
+    const options: { -readonly [K in keyof Omit<CB.CircuitBreaker.Options, "name" | "isFailure">]?: unknown } = {}
+    for (const [key, value] of Object.entries({ ...rest, window })) {
+      if (value !== undefined) options[key as keyof typeof options] = value
+    }
+    return options as Omit<CB.CircuitBreaker.Options, "name" | "isFailure">
+  }))
+
+const envName = (name: string, field: string): string => {
+  const prefix = constantCase(name)
+  const key = field.startsWith("window.") ?
+    `WINDOW_${constantCase(field.slice("window.".length))}` :
+    constantCase(field)
+  return `${prefix}_${key}`
+}
+
+/** A value that does not parse is an `InvalidOptions` naming the field and the variable. */
+const invalidConfig = (name: string, error: ConfigError.ConfigError): InvalidOptions | ConfigError.ConfigError => {
+  if (error._op !== "InvalidData") return error
+  const key = error.path[error.path.length - 1]
+  const field = Object.entries(configNames).find(([, variable]) => variable === key)?.[0]
+  if (field === undefined) return error
+  return new InvalidOptions({
+    module: MODULE,
+    field: `${field} (${constantCase(name)}_${key})`,
+    expected: error.message.replace(/^Expected /, "").replace(/ but received .*$/, ""),
+    received: (error.message.match(/but received (.*)$/)?.[1] ?? "an invalid value").replace(/^"(.*)"$/, "$1")
+  })
+}
+
+/** @internal */
+export const fromConfig = <E = unknown>(
+  name: string,
+  defaults?: Omit<CB.CircuitBreaker.Options<E>, "name">
+): Effect.Effect<CB.CircuitBreaker, InvalidOptions | ConfigError.ConfigError> =>
+  Effect.flatMap(Effect.mapError(config(name), (error) => invalidConfig(name, error)), (fromEnvironment) => {
+    const options: CB.CircuitBreaker.Options<E> = { ...defaults, ...fromEnvironment, name }
+    return make(options).pipe(
+      Effect.mapError((error) =>
+        // Name the variable the value came from, when it came from the environment.
+        (fromEnvironment as Record<string, unknown>)[error.field.split(".")[0]!] !== undefined
+          ? new InvalidOptions({
+            module: error.module,
+            field: `${error.field} (${envName(name, error.field)})`,
+            expected: error.expected,
+            received: error.received
+          })
+          : error
+      )
+    )
+  })
+
+/** @internal */
+export { CircuitBreakerOpen }

@@ -1,0 +1,570 @@
+/**
+ * The circuit breaker's state machine, as pure functions of `(state, input, now)`.
+ *
+ * The Effect shell reads the clock and applies each function with one `Ref.modify`; it
+ * never decides anything itself. Every function returns the events it caused (numbered by
+ * `seq`, so that subscribers can restore their order) and whether the open schedule must
+ * be stepped.
+ *
+ * @internal
+ */
+import * as Window from "./window.js"
+
+/** @internal */
+export type Status = "Closed" | "Open" | "HalfOpen" | "ForcedOpen" | "ForcedClosed"
+
+/** @internal */
+export type Reason =
+  | "FailureThreshold"
+  | "FailureRate"
+  | "SlowCallRate"
+  | "OpenDurationElapsed"
+  | "ProbeFailed"
+  | "ProbesSucceeded"
+  | "HealthCheckPassed"
+  | "ForceOpen"
+  | "ForceClosed"
+  | "Reset"
+  | "Isolated"
+  | "IsolationReleased"
+
+/** @internal */
+export interface Config {
+  readonly failureThreshold: number
+  readonly successThreshold: number
+  readonly halfOpenMaxCalls: number
+  readonly failureRateThreshold: number | undefined
+  readonly minimumCalls: number
+  readonly slowCallMillis: number | undefined
+  readonly slowCallRateThreshold: number | undefined
+  readonly recoveryFactor: number
+  readonly window: Window.WindowConfig
+}
+
+/** @internal */
+export interface Probe {
+  readonly id: number
+  readonly admittedAt: number
+}
+
+/** @internal */
+export interface Failure {
+  readonly at: number
+  readonly message: string
+}
+
+/** @internal */
+export interface Stats {
+  readonly total: number
+  readonly successful: number
+  readonly failed: number
+  readonly ignored: number
+  readonly interrupted: number
+  readonly rejected: number
+  readonly slow: number
+  readonly consecutiveFailures: number
+  readonly consecutiveSuccesses: number
+  readonly stateChanges: number
+  readonly recentFailures: ReadonlyArray<Failure>
+}
+
+/** @internal */
+export interface State {
+  /** The breaker's own state; `isolations > 0` shows it as `ForcedOpen`. */
+  readonly status: Status
+  /** Changes on every change of what a call sees; calls admitted in an older epoch are late. */
+  readonly epoch: number
+  readonly enteredAt: number
+  readonly openUntil: number
+  /** Duration of the current (Open, HalfOpen) or last open period, in ms. */
+  readonly openDuration: number
+  /** Duration of the next open period, drawn ahead from the open schedule. */
+  readonly nextOpenDelay: number
+  /** Openings since the breaker last closed: the open schedule's input. */
+  readonly opens: number
+  /** Invalidates schedule draws made for an older opening. */
+  readonly drawToken: number
+  readonly scheduleState: unknown
+  readonly probes: ReadonlyArray<Probe>
+  readonly nextProbeId: number
+  readonly halfOpenSuccesses: number
+  readonly recoveryCredit: number
+  readonly isolations: number
+  readonly window: Window.Window
+  readonly stats: Stats
+  /** Events emitted so far. */
+  readonly seq: number
+}
+
+/** @internal */
+export interface Transition {
+  readonly seq: number
+  readonly from: Status
+  readonly to: Status
+  readonly at: number
+  readonly reason: Reason
+}
+
+/**
+ * What the shell must do after a step: publish `events`, and step the open schedule
+ * (`draw`) from its initial state (`"restart"`) or from the current one (`"next"`).
+ *
+ * @internal
+ */
+export interface Effects {
+  readonly events: ReadonlyArray<Transition>
+  readonly draw: "next" | "restart" | undefined
+}
+
+/** The effects of a step that changed nothing visible; compared by identity. @internal */
+export const noEffects: Effects = { events: [], draw: undefined }
+const none = noEffects
+
+/** A permit to run one call. `probe` is -1 outside HalfOpen. @internal */
+export interface Admission {
+  readonly _tag: "Admitted"
+  readonly epoch: number
+  readonly probe: number
+}
+
+/** @internal */
+export interface Rejection {
+  readonly _tag: "Rejected"
+  readonly reason: "Open" | "HalfOpenFull" | "ForcedOpen"
+  /** ms; `Infinity` for ForcedOpen. */
+  readonly retryAfter: number
+}
+
+/** @internal */
+export type Outcome = "success" | "failure" | "ignored" | "interrupted"
+
+const EPSILON = 1e-9
+const RECENT_FAILURES = 50
+
+const emptyStats: Stats = {
+  total: 0,
+  successful: 0,
+  failed: 0,
+  ignored: 0,
+  interrupted: 0,
+  rejected: 0,
+  slow: 0,
+  consecutiveFailures: 0,
+  consecutiveSuccesses: 0,
+  stateChanges: 0,
+  recentFailures: []
+}
+
+/** @internal */
+export const initial = (config: Config, now: number, firstOpenDelay: number, scheduleState: unknown): State => ({
+  status: "Closed",
+  epoch: 0,
+  enteredAt: now,
+  openUntil: 0,
+  openDuration: firstOpenDelay,
+  nextOpenDelay: firstOpenDelay,
+  opens: 0,
+  drawToken: 0,
+  scheduleState,
+  probes: [],
+  nextProbeId: 0,
+  halfOpenSuccesses: 0,
+  recoveryCredit: 1,
+  isolations: 0,
+  window: Window.empty(config.window),
+  stats: emptyStats,
+  seq: 0
+})
+
+/** What calls and reads see. @internal */
+export const visible = (state: State): Status => state.isolations > 0 ? "ForcedOpen" : state.status
+
+// -----------------------------------------------------------------------------
+// Transitions
+// -----------------------------------------------------------------------------
+
+/**
+ * Moves to `next` (a state whose status, epoch and phase fields are already set), counting
+ * the change and emitting an event when what callers see has changed.
+ */
+const transition = (
+  before: State,
+  next: State,
+  at: number,
+  reason: Reason,
+  events: Array<Transition>
+): State => {
+  const from = visible(before)
+  const to = visible(next)
+  if (from === to && reason !== "Reset") return next
+  events.push({ seq: next.seq, from, to, at, reason })
+  return {
+    ...next,
+    seq: next.seq + 1,
+    stats: { ...next.stats, stateChanges: next.stats.stateChanges + 1 }
+  }
+}
+
+const toOpen = (state: State, at: number, reason: Reason, events: Array<Transition>): State =>
+  transition(state, {
+    ...state,
+    status: "Open",
+    epoch: state.epoch + 1,
+    enteredAt: at,
+    openUntil: at + state.nextOpenDelay,
+    openDuration: state.nextOpenDelay,
+    opens: state.opens + 1,
+    drawToken: state.drawToken + 1,
+    probes: [],
+    halfOpenSuccesses: 0
+  }, at, reason, events)
+
+const toHalfOpen = (state: State, at: number, reason: Reason, events: Array<Transition>): State =>
+  transition(state, {
+    ...state,
+    status: "HalfOpen",
+    epoch: state.epoch + 1,
+    enteredAt: at,
+    probes: [],
+    halfOpenSuccesses: 0,
+    recoveryCredit: 1
+  }, at, reason, events)
+
+const toClosed = (
+  state: State,
+  at: number,
+  reason: Reason,
+  events: Array<Transition>,
+  status: "Closed" | "ForcedClosed" = "Closed"
+): State =>
+  transition(state, {
+    ...state,
+    status,
+    epoch: state.epoch + 1,
+    enteredAt: at,
+    opens: 0,
+    drawToken: state.drawToken + 1,
+    probes: [],
+    halfOpenSuccesses: 0,
+    window: Window.clear(state.window),
+    stats: { ...state.stats, consecutiveFailures: 0, consecutiveSuccesses: 0 }
+  }, at, reason, events)
+
+/**
+ * The lazy transition: an Open breaker whose open duration has passed is HalfOpen, as of
+ * the moment the duration ended.
+ */
+const observe = (state: State, now: number, events: Array<Transition>): State =>
+  state.status === "Open" && now >= state.openUntil
+    ? toHalfOpen(state, state.openUntil, "OpenDurationElapsed", events)
+    : state
+
+const result = <A>(value: A, state: State, events: Array<Transition>, draw: Effects["draw"]) =>
+  [value, state, events.length === 0 && draw === undefined ? none : { events, draw }] as const
+
+// -----------------------------------------------------------------------------
+// Calls
+// -----------------------------------------------------------------------------
+
+/** Probes that are not stuck: a probe holds its permit for one open duration at most. */
+const liveProbes = (state: State, now: number): ReadonlyArray<Probe> => {
+  const probes = state.probes
+  for (let i = 0; i < probes.length; i++) {
+    if (probes[i]!.admittedAt + state.openDuration <= now) {
+      return probes.filter((p) => p.admittedAt + state.openDuration > now)
+    }
+  }
+  return probes
+}
+
+const reject = (state: State): State => ({
+  ...state,
+  stats: { ...state.stats, total: state.stats.total + 1, rejected: state.stats.rejected + 1 }
+})
+
+/**
+ * A call asks to run at `now`.
+ *
+ * @internal
+ */
+export const acquire = (
+  state: State,
+  now: number,
+  config: Config
+): readonly [Admission | Rejection, State, Effects] => {
+  const status = state.isolations > 0 ? "ForcedOpen" : state.status
+  if (status === "Closed" || status === "ForcedClosed") {
+    return [{ _tag: "Admitted", epoch: state.epoch, probe: -1 }, state, none]
+  }
+  const events: Array<Transition> = []
+  if (status === "ForcedOpen") {
+    return result(
+      { _tag: "Rejected", reason: "ForcedOpen", retryAfter: Number.POSITIVE_INFINITY } as const,
+      reject(state),
+      events,
+      undefined
+    )
+  }
+  const current = observe(state, now, events)
+  if (current.status === "Open") {
+    const retryAfter = current.openUntil - now
+    return result({ _tag: "Rejected", reason: "Open", retryAfter } as const, reject(current), events, undefined)
+  }
+  // HalfOpen
+  const probes = liveProbes(current, now)
+  if (probes.length >= config.halfOpenMaxCalls) {
+    let earliest = Number.POSITIVE_INFINITY
+    for (const p of probes) earliest = Math.min(earliest, p.admittedAt)
+    const retryAfter = Math.max(0, earliest + current.openDuration - now)
+    const next = probes === current.probes ? current : { ...current, probes }
+    return result(
+      { _tag: "Rejected", reason: "HalfOpenFull", retryAfter } as const,
+      reject(next),
+      events,
+      undefined
+    )
+  }
+  if (current.recoveryCredit < 1 - EPSILON) {
+    const next = { ...current, probes, recoveryCredit: current.recoveryCredit + config.recoveryFactor }
+    return result({ _tag: "Rejected", reason: "HalfOpenFull", retryAfter: 0 } as const, reject(next), events, undefined)
+  }
+  const id = current.nextProbeId
+  const next: State = {
+    ...current,
+    probes: [...probes, { id, admittedAt: now }],
+    nextProbeId: id + 1,
+    recoveryCredit: current.recoveryCredit - 1 + config.recoveryFactor
+  }
+  return result({ _tag: "Admitted", epoch: next.epoch, probe: id } as const, next, events, undefined)
+}
+
+const countOutcome = (stats: Stats, outcome: Outcome, slow: boolean, now: number, message: string): Stats => {
+  const total = stats.total + 1
+  const slowCount = slow ? stats.slow + 1 : stats.slow
+  switch (outcome) {
+    case "success":
+      return { ...stats, total, slow: slowCount, successful: stats.successful + 1 }
+    case "failure": {
+      const recent = stats.recentFailures.length >= RECENT_FAILURES
+        ? stats.recentFailures.slice(stats.recentFailures.length - RECENT_FAILURES + 1)
+        : stats.recentFailures.slice()
+      recent.push({ at: now, message })
+      return { ...stats, total, slow: slowCount, failed: stats.failed + 1, recentFailures: recent }
+    }
+    case "ignored":
+      return { ...stats, total, ignored: stats.ignored + 1 }
+    case "interrupted":
+      return { ...stats, total, interrupted: stats.interrupted + 1 }
+  }
+}
+
+const streak = (stats: Stats, outcome: Outcome): Stats =>
+  outcome === "success"
+    ? { ...stats, consecutiveFailures: 0, consecutiveSuccesses: stats.consecutiveSuccesses + 1 }
+    : outcome === "failure"
+    ? { ...stats, consecutiveFailures: stats.consecutiveFailures + 1, consecutiveSuccesses: 0 }
+    : stats
+
+/** Why a Closed breaker must open now, if it must. */
+const tripReason = (state: State, outcome: Outcome, now: number, config: Config): Reason | undefined => {
+  if (outcome === "failure" && state.stats.consecutiveFailures >= config.failureThreshold) return "FailureThreshold"
+  if (config.failureRateThreshold === undefined && config.slowCallRateThreshold === undefined) return undefined
+  const totals = Window.totals(state.window, now)
+  if (totals.calls === 0 || totals.calls < config.minimumCalls) return undefined
+  if (config.failureRateThreshold !== undefined && totals.failures / totals.calls >= config.failureRateThreshold) {
+    return "FailureRate"
+  }
+  if (config.slowCallRateThreshold !== undefined && totals.slow / totals.calls >= config.slowCallRateThreshold) {
+    return "SlowCallRate"
+  }
+  return undefined
+}
+
+/**
+ * A call admitted by `admission` ended at `now` after `durationMillis` with `outcome`.
+ *
+ * @internal
+ */
+export const record = (
+  state: State,
+  admission: Admission,
+  outcome: Outcome,
+  now: number,
+  durationMillis: number,
+  failureMessage: string,
+  config: Config
+): readonly [void, State, Effects] => {
+  const events: Array<Transition> = []
+  const slow = config.slowCallMillis !== undefined && durationMillis >= config.slowCallMillis &&
+    (outcome === "success" || outcome === "failure")
+  const current = observe(state, now, events)
+  const counted: State = { ...current, stats: countOutcome(current.stats, outcome, slow, now, failureMessage) }
+  if (admission.epoch !== current.epoch) {
+    // A late result: it started under a state that has since changed.
+    return result(undefined, counted, events, undefined)
+  }
+  switch (current.status) {
+    case "Closed":
+    case "ForcedClosed": {
+      if (outcome === "ignored" || outcome === "interrupted") return result(undefined, counted, events, undefined)
+      const flags = (outcome === "failure" ? Window.FAILURE : 0) | (slow ? Window.SLOW : 0)
+      const next: State = {
+        ...counted,
+        window: Window.add(counted.window, flags, now),
+        stats: streak(counted.stats, outcome)
+      }
+      if (current.status === "ForcedClosed") return result(undefined, next, events, undefined)
+      const reason = tripReason(next, outcome, now, config)
+      return reason === undefined
+        ? result(undefined, next, events, undefined)
+        : result(undefined, toOpen(next, now, reason, events), events, "next")
+    }
+    case "HalfOpen": {
+      const index = current.probes.findIndex((p) => p.id === admission.probe)
+      // A stuck probe whose permit was given to another one is late as well.
+      if (index < 0) return result(undefined, counted, events, undefined)
+      const probes = current.probes.filter((_, i) => i !== index)
+      if (outcome === "ignored" || outcome === "interrupted") {
+        return result(undefined, { ...counted, probes }, events, undefined)
+      }
+      const failed = outcome === "failure" || (slow && config.slowCallRateThreshold !== undefined)
+      const stats = streak(counted.stats, failed ? "failure" : "success")
+      if (failed) {
+        return result(undefined, toOpen({ ...counted, probes, stats }, now, "ProbeFailed", events), events, "next")
+      }
+      const successes = current.halfOpenSuccesses + 1
+      if (successes >= config.successThreshold) {
+        return result(
+          undefined,
+          toClosed({ ...counted, probes, stats }, now, "ProbesSucceeded", events),
+          events,
+          "restart"
+        )
+      }
+      return result(undefined, { ...counted, probes, stats, halfOpenSuccesses: successes }, events, undefined)
+    }
+    default:
+      // Open and ForcedOpen admit nothing, so an admission of the current epoch cannot end there.
+      return result(undefined, counted, events, undefined)
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Commands
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export type Command = "ForceOpen" | "ForceClosed" | "Reset" | "Isolate" | "Release" | "HealthCheckPassed"
+
+/**
+ * Applies a command at `now`.
+ *
+ * @internal
+ */
+export const command = (state: State, command: Command, now: number): readonly [void, State, Effects] => {
+  const events: Array<Transition> = []
+  const current = observe(state, now, events)
+  switch (command) {
+    case "ForceOpen":
+      return result(
+        undefined,
+        current.status === "ForcedOpen" ? current : transition(current, {
+          ...current,
+          status: "ForcedOpen",
+          epoch: current.epoch + 1,
+          enteredAt: now,
+          probes: [],
+          halfOpenSuccesses: 0
+        }, now, "ForceOpen", events),
+        events,
+        undefined
+      )
+    case "ForceClosed":
+      return current.status === "ForcedClosed"
+        ? result(undefined, current, events, undefined)
+        : result(undefined, toClosed(current, now, "ForceClosed", events, "ForcedClosed"), events, "restart")
+    case "Reset": {
+      const cleared: State = { ...current, stats: emptyStats }
+      const next = toClosed(cleared, now, "Reset", events)
+      return result(undefined, { ...next, stats: emptyStats }, events, "restart")
+    }
+    case "Isolate":
+      return result(
+        undefined,
+        transition(current, { ...current, isolations: current.isolations + 1, epoch: current.epoch + 1 }, now, "Isolated", events),
+        events,
+        undefined
+      )
+    case "Release": {
+      if (current.isolations === 0) return result(undefined, current, events, undefined)
+      const released: State = { ...current, isolations: current.isolations - 1, epoch: current.epoch + 1 }
+      return result(undefined, transition(current, released, now, "IsolationReleased", events), events, undefined)
+    }
+    case "HealthCheckPassed":
+      return current.status === "Open"
+        ? result(undefined, toHalfOpen(current, now, "HealthCheckPassed", events), events, undefined)
+        : result(undefined, current, events, undefined)
+  }
+}
+
+/**
+ * Applies the lazy transition, if due, for a read.
+ *
+ * @internal
+ */
+export const observeAt = (state: State, now: number): readonly [State, State, Effects] => {
+  const events: Array<Transition> = []
+  const next = observe(state, now, events)
+  return result(next, next, events, undefined)
+}
+
+/**
+ * Stores the open duration drawn for the opening that `token` names, unless the breaker
+ * has opened or closed again since.
+ *
+ * @internal
+ */
+export const setNextOpenDelay = (state: State, token: number, delay: number, scheduleState: unknown): State =>
+  state.drawToken === token ? { ...state, nextOpenDelay: delay, scheduleState } : state
+
+// -----------------------------------------------------------------------------
+// Queries (pure reads of an observed state)
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const isCallPermitted = (state: State, now: number, config: Config): boolean => {
+  switch (visible(state)) {
+    case "Closed":
+    case "ForcedClosed":
+      return true
+    case "Open":
+    case "ForcedOpen":
+      return false
+    case "HalfOpen":
+      return liveProbes(state, now).length < config.halfOpenMaxCalls && state.recoveryCredit >= 1 - EPSILON
+  }
+}
+
+/** ms until a call may be permitted. @internal */
+export const retryAfter = (state: State, now: number, config: Config): number => {
+  switch (visible(state)) {
+    case "Closed":
+    case "ForcedClosed":
+      return 0
+    case "ForcedOpen":
+      return Number.POSITIVE_INFINITY
+    case "Open":
+      return Math.max(0, state.openUntil - now)
+    case "HalfOpen": {
+      const probes = liveProbes(state, now)
+      if (probes.length < config.halfOpenMaxCalls) return 0
+      let earliest = Number.POSITIVE_INFINITY
+      for (const p of probes) earliest = Math.min(earliest, p.admittedAt)
+      return Math.max(0, earliest + state.openDuration - now)
+    }
+  }
+}
+
+/** @internal */
+export const probesInFlight = (state: State, now: number): number =>
+  state.status === "HalfOpen" ? liveProbes(state, now).length : 0

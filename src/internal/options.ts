@@ -1,0 +1,90 @@
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { InvalidOptions } from "../InvalidOptions.js"
+
+/**
+ * Validation of constructor options. Each check decides with a `Schema` and, when the
+ * value is refused, builds an `InvalidOptions` naming the module, the field and the
+ * accepted range: options are validated once, at construction, never on a hot path.
+ *
+ * @internal
+ */
+export interface Check<A> {
+  readonly schema: Schema.Schema<A, any>
+  readonly expected: string
+}
+
+/** @internal */
+export const check = <A>(schema: Schema.Schema<A, any>, expected: string): Check<A> => ({ schema, expected })
+
+/** @internal */
+export const integerAtLeast = (min: number): Check<number> =>
+  check(Schema.Int.pipe(Schema.greaterThanOrEqualTo(min)), `an integer >= ${min}`)
+
+/** @internal */
+export const integerAtLeastOrInfinity = (min: number): Check<number> =>
+  check(
+    Schema.Union(Schema.Int.pipe(Schema.greaterThanOrEqualTo(min)), Schema.Literal(Number.POSITIVE_INFINITY)),
+    `an integer >= ${min}, or Infinity`
+  )
+
+/** @internal */
+export const fraction = (options: { readonly exclusiveMin: boolean }): Check<number> =>
+  options.exclusiveMin
+    ? check(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)), "a number in (0, 1]")
+    : check(Schema.Number.pipe(Schema.between(0, 1)), "a number in [0, 1]")
+
+/** @internal */
+export const nonEmptyString: Check<string> = check(Schema.NonEmptyTrimmedString, "a non-empty string")
+
+/**
+ * Validates one field. `undefined` means "not given" and yields `fallback`.
+ *
+ * @internal
+ */
+export const field = <A, B = A>(
+  module: string,
+  name: string,
+  value: unknown,
+  rule: Check<A>,
+  fallback: B
+): Either.Either<A | B, InvalidOptions> => {
+  if (value === undefined) return Either.right(fallback)
+  const decoded = Schema.decodeUnknownEither(rule.schema)(value)
+  return Either.isRight(decoded)
+    ? Either.right(decoded.right)
+    : Either.left(new InvalidOptions({ module, field: name, expected: rule.expected, received: value }))
+}
+
+/**
+ * Validates a `DurationInput`: it must decode, be finite when `finite` is set, and be
+ * strictly positive when `positive` is set.
+ *
+ * @internal
+ */
+export const duration = (
+  module: string,
+  name: string,
+  value: unknown,
+  fallback: Duration.Duration,
+  constraints: { readonly positive: boolean; readonly finite: boolean } = { positive: true, finite: true }
+): Either.Either<Duration.Duration, InvalidOptions> => {
+  if (value === undefined) return Either.right(fallback)
+  const expected = `a ${constraints.finite ? "finite " : ""}${
+    constraints.positive ? "positive" : "non-negative"
+  } duration (a Duration, milliseconds, or a string such as "30 seconds")`
+  const decoded = Duration.decodeUnknown(value)
+  if (Option.isNone(decoded)) return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
+  const d = decoded.value
+  const millis = Duration.toMillis(d)
+  if (Number.isNaN(millis)) return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
+  if (constraints.finite && !Duration.isFinite(d)) {
+    return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
+  }
+  if (constraints.positive ? millis <= 0 : millis < 0) {
+    return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
+  }
+  return Either.right(d)
+}

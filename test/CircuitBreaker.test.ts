@@ -1,0 +1,828 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Chunk,
+  ConfigProvider,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Logger,
+  Metric,
+  MetricLabel,
+  Ref,
+  Schedule,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
+
+let counter = 0
+const uniqueName = (base: string) => `${base}-${++counter}`
+
+const fail = (breaker: CircuitBreaker.CircuitBreaker, error: unknown = "boom") =>
+  breaker.protect(Effect.fail(error)).pipe(Effect.flip)
+const succeed = (breaker: CircuitBreaker.CircuitBreaker) => breaker.protect(Effect.succeed("ok"))
+
+/** Starts a call that stays in flight until `release` is completed with its exit. */
+const inFlight = (breaker: CircuitBreaker.CircuitBreaker) =>
+  Effect.gen(function*() {
+    const gate = yield* Deferred.make<string, string>()
+    const started = yield* Deferred.make<void>()
+    const fiber = yield* breaker.protect(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)))
+      .pipe(Effect.exit, Effect.fork)
+    yield* Effect.yieldNow()
+    const admitted = yield* Deferred.isDone(started)
+    return { gate, fiber, admitted }
+  })
+
+/** Collects transitions from now on; read them with `take`. */
+const recordChanges = (breaker: CircuitBreaker.CircuitBreaker) =>
+  Effect.gen(function*() {
+    const changes = yield* breaker.subscribe
+    const seen = yield* Ref.make<Array<CircuitBreaker.StateChange>>([])
+    yield* changes.pipe(Stream.runForEach((change) => Ref.update(seen, (all) => [...all, change])), Effect.forkScoped)
+    // Let the collecting fiber drain what was published.
+    return Effect.zipRight(Effect.repeatN(Effect.yieldNow(), 20), Ref.get(seen))
+  })
+
+const transitions = (changes: ReadonlyArray<CircuitBreaker.StateChange>) =>
+  changes.map((c) => `${c.from}->${c.to}:${c.reason}`)
+
+describe("CircuitBreaker", () => {
+  describe("consecutive failures", () => {
+    it.effect("opens at exactly failureThreshold consecutive failures (inclusive)", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("consecutive"), failureThreshold: 5 })
+        for (let i = 0; i < 4; i++) yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("a success resets the streak", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("streak"), failureThreshold: 3 })
+        yield* fail(breaker)
+        yield* fail(breaker)
+        yield* succeed(breaker)
+        yield* fail(breaker)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        expect((yield* breaker.metrics).consecutiveFailures).toBe(2)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("errors for which isFailure is false pass through uncounted and keep the streak", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make<{ readonly code: number }>({
+          name: uniqueName("isFailure"),
+          failureThreshold: 2,
+          isFailure: (error) => error.code >= 500
+        })
+        yield* fail(breaker, { code: 503 })
+        const passed = yield* fail(breaker, { code: 404 })
+        expect(passed).toEqual({ code: 404 })
+        const metrics = yield* breaker.metrics
+        expect(metrics.ignoredCalls).toBe(1)
+        expect(metrics.failedCalls).toBe(1)
+        expect(metrics.consecutiveFailures).toBe(1)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker, { code: 500 })
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("interrupted calls count neither way and keep the streak", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("interrupt"), failureThreshold: 2 })
+        yield* fail(breaker)
+        const call = yield* inFlight(breaker)
+        yield* Fiber.interrupt(call.fiber)
+        const metrics = yield* breaker.metrics
+        expect(metrics.interruptedCalls).toBe(1)
+        expect(metrics.consecutiveFailures).toBe(1)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("defects count as failures", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("defect"), failureThreshold: 1 })
+        yield* breaker.protect(Effect.die(new Error("kaput"))).pipe(Effect.exit)
+        expect(yield* breaker.state).toBe("Open")
+        const metrics = yield* breaker.metrics
+        expect(metrics.recentFailures[0]?.message).toContain("kaput")
+      }))
+  })
+
+  describe("open", () => {
+    it.effect("rejects at once without running the effect, with retryAfter what remains", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("open"), failureThreshold: 1, resetTimeout: "60 seconds" })
+        yield* fail(breaker)
+        yield* TestClock.adjust("15 seconds")
+        const runs = yield* Ref.make(0)
+        const error = yield* breaker.protect(Ref.update(runs, (n) => n + 1)).pipe(Effect.flip)
+        expect(yield* Ref.get(runs)).toBe(0)
+        expect(error).toBeInstanceOf(CircuitBreaker.CircuitBreakerOpen)
+        expect(error._tag).toBe("CircuitBreakerOpen")
+        if (error._tag !== "CircuitBreakerOpen") throw new Error("unreachable")
+        expect(error.breaker).toBe(breaker.name)
+        expect(error.reason).toBe("Open")
+        expect(Duration.toMillis(error.retryAfter)).toBe(45_000)
+        expect(error.message).toContain(breaker.name)
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(45_000)
+        expect(yield* breaker.isCallPermitted).toBe(false)
+        expect((yield* breaker.metrics).rejectedCalls).toBe(1)
+      }))
+
+    it.scoped("becomes HalfOpen lazily once the open duration has passed, with no timer", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("lazy"), failureThreshold: 1, resetTimeout: "10 seconds" })
+        const read = yield* recordChanges(breaker)
+        yield* fail(breaker)
+        // No sleeping fiber: nothing would keep a process alive.
+        expect(yield* TestClock.sleeps()).toEqual(Chunk.empty())
+        yield* TestClock.adjust("9999 millis")
+        expect(yield* breaker.state).toBe("Open")
+        yield* TestClock.adjust("1 millis")
+        expect(yield* breaker.state).toBe("HalfOpen")
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(0)
+        const changes = yield* read
+        expect(transitions(changes)).toEqual(["Closed->Open:FailureThreshold", "Open->HalfOpen:OpenDurationElapsed"])
+        expect(changes[1]!.at).toBe(10_000)
+      }))
+
+    it.scoped("the lazy transition is emitted once, before what follows it", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("emitted"),
+          failureThreshold: 1,
+          successThreshold: 1,
+          resetTimeout: "1 second"
+        })
+        const read = yield* recordChanges(breaker)
+        yield* fail(breaker)
+        yield* TestClock.adjust("5 seconds")
+        // A call observes the elapsed open period and closes the breaker in one go.
+        yield* succeed(breaker)
+        yield* breaker.state
+        expect(transitions(yield* read)).toEqual([
+          "Closed->Open:FailureThreshold",
+          "Open->HalfOpen:OpenDurationElapsed",
+          "HalfOpen->Closed:ProbesSucceeded"
+        ])
+      }))
+
+    it.effect("late results are recorded in metrics but change no state and do not extend the open period", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("late"),
+          failureThreshold: 2,
+          resetTimeout: "10 seconds"
+        })
+        const slowSuccess = yield* inFlight(breaker)
+        const slowFailure = yield* inFlight(breaker)
+        expect(slowSuccess.admitted && slowFailure.admitted).toBe(true)
+        yield* fail(breaker)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+        yield* TestClock.adjust("5 seconds")
+        yield* Deferred.succeed(slowSuccess.gate, "late")
+        yield* Deferred.fail(slowFailure.gate, "late failure")
+        expect(Exit.isSuccess(yield* Fiber.join(slowSuccess.fiber))).toBe(true)
+        yield* Fiber.join(slowFailure.fiber)
+        expect(yield* breaker.state).toBe("Open")
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(5_000)
+        const metrics = yield* breaker.metrics
+        expect(metrics.successfulCalls).toBe(1)
+        expect(metrics.failedCalls).toBe(3)
+        yield* TestClock.adjust("5 seconds")
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+  })
+
+  describe("half-open", () => {
+    const openThenHalfOpen = (options: Partial<CircuitBreaker.CircuitBreaker.Options>) =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("half-open"),
+          failureThreshold: 1,
+          resetTimeout: "10 seconds",
+          ...options
+        })
+        yield* fail(breaker)
+        yield* TestClock.adjust("10 seconds")
+        return breaker
+      })
+
+    it.effect("admits halfOpenMaxCalls probes and rejects the next at once with HalfOpenFull", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ halfOpenMaxCalls: 2 })
+        const a = yield* inFlight(breaker)
+        const b = yield* inFlight(breaker)
+        expect([a.admitted, b.admitted]).toEqual([true, true])
+        expect(yield* breaker.isCallPermitted).toBe(false)
+        const rejected = yield* succeed(breaker).pipe(Effect.flip)
+        expect(rejected._tag === "CircuitBreakerOpen" && rejected.reason).toBe("HalfOpenFull")
+        // retryAfter: the longest a busy probe may still hold its permit.
+        if (rejected._tag === "CircuitBreakerOpen") expect(Duration.toMillis(rejected.retryAfter)).toBe(10_000)
+        expect((yield* breaker.metrics).probesInFlight).toBe(2)
+      }))
+
+    it.effect("successThreshold successes close the breaker and clear the window", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ successThreshold: 3 })
+        yield* succeed(breaker)
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("HalfOpen")
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        const metrics = yield* breaker.metrics
+        expect(metrics.windowCalls).toBe(0)
+        expect(metrics.consecutiveFailures).toBe(0)
+      }))
+
+    it.effect("a failed probe reopens for a fresh period that runs from when the probe ended", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({})
+        const probe = yield* inFlight(breaker)
+        yield* TestClock.adjust("3 seconds")
+        yield* Deferred.fail(probe.gate, "still down")
+        yield* Fiber.join(probe.fiber)
+        expect(yield* breaker.state).toBe("Open")
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(10_000)
+      }))
+
+    it.effect("an interrupted or ignored probe gives its permit back", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ isFailure: (e) => e !== "ignored" })
+        const probe = yield* inFlight(breaker)
+        expect(yield* breaker.isCallPermitted).toBe(false)
+        yield* Fiber.interrupt(probe.fiber)
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        yield* fail(breaker, "ignored")
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+
+    it.effect("a stuck probe's replacement is admitted one open duration after the stuck probe was admitted", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ successThreshold: 1 })
+        yield* TestClock.adjust("2 seconds")
+        const stuck = yield* inFlight(breaker)
+        expect(stuck.admitted).toBe(true)
+        yield* TestClock.adjust("9999 millis")
+        expect(yield* breaker.isCallPermitted).toBe(false)
+        yield* TestClock.adjust("1 millis")
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        const replacement = yield* inFlight(breaker)
+        expect(replacement.admitted).toBe(true)
+        // The stuck probe ending late changes nothing; the replacement decides.
+        yield* Deferred.fail(stuck.gate, "too late")
+        yield* Fiber.join(stuck.fiber)
+        expect(yield* breaker.state).toBe("HalfOpen")
+        yield* Deferred.succeed(replacement.gate, "fine")
+        yield* Fiber.join(replacement.fiber)
+        expect(yield* breaker.state).toBe("Closed")
+      }))
+
+    it.effect("recoveryFactor admits only that fraction of calls, rejecting the rest with HalfOpenFull", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ recoveryFactor: 0.5, halfOpenMaxCalls: 100, successThreshold: 100 })
+        const outcomes: Array<string> = []
+        for (let i = 0; i < 10; i++) {
+          const exit = yield* succeed(breaker).pipe(Effect.exit)
+          outcomes.push(
+            Exit.isSuccess(exit) ? "run" : Exit.match(exit, {
+              onSuccess: () => "run",
+              onFailure: (cause) => String(cause._tag === "Fail" && (cause.error as any).reason)
+            })
+          )
+        }
+        expect(outcomes).toEqual([
+          "run",
+          "HalfOpenFull",
+          "run",
+          "HalfOpenFull",
+          "run",
+          "HalfOpenFull",
+          "run",
+          "HalfOpenFull",
+          "run",
+          "HalfOpenFull"
+        ])
+      }))
+
+    it.effect("a slow probe is a failed probe when slow-call detection trips", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ slowCallDuration: "1 second", slowCallRateThreshold: 0.5 })
+        const probe = yield* inFlight(breaker)
+        yield* TestClock.adjust("2 seconds")
+        yield* Deferred.succeed(probe.gate, "slow")
+        yield* Fiber.join(probe.fiber)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+  })
+
+  describe("windows and rates", () => {
+    it.effect("the failure rate is evaluated after successes too, once the window holds minimumCalls", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("rate"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 0.5,
+          minimumCalls: 4,
+          window: { _tag: "Count", size: 10 }
+        })
+        yield* fail(breaker)
+        yield* fail(breaker)
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        expect((yield* breaker.metrics).failureRate).toBeCloseTo(2 / 3)
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("a count window forgets the oldest calls", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("count"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 0.5,
+          minimumCalls: 4,
+          window: { _tag: "Count", size: 4 }
+        })
+        yield* fail(breaker)
+        for (let i = 0; i < 4; i++) yield* succeed(breaker)
+        const metrics = yield* breaker.metrics
+        expect(metrics.windowCalls).toBe(4)
+        expect(metrics.failureRate).toBe(0)
+        yield* fail(breaker)
+        expect((yield* breaker.metrics).failureRate).toBe(0.25)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("a time window forgets calls older than its duration, even after a long idle gap", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("time"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 0.5,
+          minimumCalls: 3,
+          window: { _tag: "Time", duration: "1 minute", buckets: 6 }
+        })
+        yield* fail(breaker)
+        yield* fail(breaker)
+        expect((yield* breaker.metrics).windowCalls).toBe(2)
+        yield* TestClock.adjust("3 hours")
+        expect((yield* breaker.metrics).windowCalls).toBe(0)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        expect((yield* breaker.metrics).windowCalls).toBe(1)
+      }))
+
+    it.effect("a time window keeps the calls of its duration", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("time-keep"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 0.5,
+          minimumCalls: 3,
+          window: { _tag: "Time", duration: "1 minute", buckets: 6 }
+        })
+        yield* fail(breaker)
+        yield* TestClock.adjust("30 seconds")
+        yield* succeed(breaker)
+        yield* TestClock.adjust("20 seconds")
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+        expect((yield* breaker.metrics).failureRate).toBeCloseTo(2 / 3)
+      }))
+
+    it.effect("the rate rule waits for minimumCalls", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("minimum"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 0.1,
+          minimumCalls: 5,
+          window: { _tag: "Count", size: 100 }
+        })
+        for (let i = 0; i < 4; i++) yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("slow calls trip the slow-call rate and are counted", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("slow"),
+          slowCallDuration: "2 seconds",
+          slowCallRateThreshold: 0.5,
+          minimumCalls: 2,
+          window: { _tag: "Count", size: 10 }
+        })
+        yield* succeed(breaker)
+        const slow = yield* inFlight(breaker)
+        yield* TestClock.adjust("2 seconds")
+        yield* Deferred.succeed(slow.gate, "slow")
+        yield* Fiber.join(slow.fiber)
+        const metrics = yield* breaker.metrics
+        expect(metrics.slowCalls).toBe(1)
+        expect(metrics.successfulCalls).toBe(2)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+  })
+
+  describe("open schedule", () => {
+    it.effect("draws each open duration from the schedule and restarts it when closed", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("schedule"),
+          failureThreshold: 1,
+          successThreshold: 1,
+          openSchedule: Schedule.exponential("1 second")
+        })
+        const openFor = Effect.map(breaker.retryAfter, Duration.toMillis)
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(1_000)
+        yield* TestClock.adjust("1 second")
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(2_000)
+        yield* TestClock.adjust("2 seconds")
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(4_000)
+        yield* TestClock.adjust("4 seconds")
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(1_000)
+      }))
+
+    it.effect("keeps the last duration once the schedule is done", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("schedule-done"),
+          failureThreshold: 1,
+          openSchedule: Schedule.exponential("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
+        })
+        const openFor = Effect.map(breaker.retryAfter, Duration.toMillis)
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(1_000)
+        yield* TestClock.adjust("1 second")
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(2_000)
+        yield* TestClock.adjust("2 seconds")
+        yield* fail(breaker)
+        expect(yield* openFor).toBe(2_000)
+      }))
+  })
+
+  describe("forced states", () => {
+    it.effect("forceOpen rejects every call with ForcedOpen and no timeout ends it", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("forced-open"), resetTimeout: "1 second" })
+        yield* breaker.forceOpen
+        yield* TestClock.adjust("1 day")
+        expect(yield* breaker.state).toBe("ForcedOpen")
+        const error = yield* succeed(breaker).pipe(Effect.flip)
+        expect(error._tag === "CircuitBreakerOpen" && error.reason).toBe("ForcedOpen")
+        if (error._tag === "CircuitBreakerOpen") expect(Duration.isFinite(error.retryAfter)).toBe(false)
+        yield* breaker.reset
+        expect(yield* succeed(breaker)).toBe("ok")
+      }))
+
+    it.effect("forceClosed runs and records every call, with no transition", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("forced-closed"), failureThreshold: 1 })
+        yield* breaker.forceClosed
+        for (let i = 0; i < 10; i++) yield* fail(breaker)
+        expect(yield* breaker.state).toBe("ForcedClosed")
+        const metrics = yield* breaker.metrics
+        expect(metrics.failedCalls).toBe(10)
+        expect(metrics.failureRate).toBe(1)
+      }))
+
+    it.effect("reset goes back to Closed, clears window and counters, and restarts the schedule", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("reset"),
+          failureThreshold: 1,
+          openSchedule: Schedule.exponential("1 second")
+        })
+        yield* fail(breaker)
+        yield* TestClock.adjust("1 second")
+        yield* fail(breaker)
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(2_000)
+        yield* breaker.reset
+        const metrics = yield* breaker.metrics
+        expect(metrics.state).toBe("Closed")
+        expect([metrics.totalCalls, metrics.failedCalls, metrics.rejectedCalls, metrics.windowCalls]).toEqual([0, 0, 0, 0])
+        yield* fail(breaker)
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(1_000)
+      }))
+
+    it.scoped("changes emits every transition in order, forced ones and reset included", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("changes"), failureThreshold: 1 })
+        const read = yield* recordChanges(breaker)
+        yield* fail(breaker)
+        yield* breaker.forceOpen
+        yield* breaker.forceClosed
+        yield* breaker.reset
+        yield* breaker.reset
+        const changes = yield* read
+        expect(transitions(changes)).toEqual([
+          "Closed->Open:FailureThreshold",
+          "Open->ForcedOpen:ForceOpen",
+          "ForcedOpen->ForcedClosed:ForceClosed",
+          "ForcedClosed->Closed:Reset",
+          "Closed->Closed:Reset"
+        ])
+        expect(changes.every((c) => c.breaker === breaker.name)).toBe(true)
+      }))
+  })
+
+  describe("isolation", () => {
+    it.effect("rejects everything while any scope holds it, and is reference-counted", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate") })
+        const first = yield* Scope.make()
+        const second = yield* Scope.make()
+        yield* Scope.extend(breaker.isolate, first)
+        yield* Scope.extend(breaker.isolate, second)
+        expect(yield* breaker.state).toBe("ForcedOpen")
+        yield* Scope.close(first, Exit.void)
+        const error = yield* succeed(breaker).pipe(Effect.flip)
+        expect(error._tag === "CircuitBreakerOpen" && error.reason).toBe("ForcedOpen")
+        yield* Scope.close(second, Exit.void)
+        expect(yield* breaker.state).toBe("Closed")
+        expect(yield* succeed(breaker)).toBe("ok")
+      }))
+  })
+
+  describe("reads", () => {
+    it.effect("state, metrics.state and isCallPermitted agree and take no permit", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("reads"), failureThreshold: 1, resetTimeout: "1 second" })
+        yield* fail(breaker)
+        yield* TestClock.adjust("1 second")
+        for (let i = 0; i < 5; i++) {
+          expect(yield* breaker.isCallPermitted).toBe(true)
+          expect(yield* breaker.state).toBe("HalfOpen")
+          expect((yield* breaker.metrics).state).toBe("HalfOpen")
+        }
+        const probe = yield* inFlight(breaker)
+        expect(probe.admitted).toBe(true)
+        expect(yield* breaker.isCallPermitted).toBe(false)
+      }))
+
+    it.effect("recentFailures keeps the last 50 with time and message", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("recent"), failureThreshold: Infinity })
+        for (let i = 0; i < 60; i++) {
+          yield* fail(breaker, new Error(`failure ${i}`))
+          yield* TestClock.adjust("1 second")
+        }
+        const recent = (yield* breaker.metrics).recentFailures
+        expect(recent.length).toBe(50)
+        expect(recent[0]).toEqual({ at: 10_000, message: "failure 10" })
+        expect(recent[49]).toEqual({ at: 59_000, message: "failure 59" })
+      }))
+
+    it.effect("counters add up and timeInState follows the clock", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("counters"), failureThreshold: 2 })
+        yield* succeed(breaker)
+        yield* fail(breaker)
+        yield* fail(breaker)
+        yield* succeed(breaker).pipe(Effect.flip)
+        yield* TestClock.adjust("7 seconds")
+        const m = yield* breaker.metrics
+        expect(m.totalCalls).toBe(4)
+        expect(m.successfulCalls + m.failedCalls + m.ignoredCalls + m.interruptedCalls + m.rejectedCalls).toBe(4)
+        expect(m.stateChanges).toBe(1)
+        expect(Duration.toMillis(m.timeInState)).toBe(7_000)
+      }))
+  })
+
+  describe("health checks", () => {
+    it.scoped("probe the dependency while open and move to HalfOpen when a check succeeds", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health"), failureThreshold: 1, resetTimeout: "5 minutes" })
+        const checks = yield* Ref.make(0)
+        const healthy = yield* Ref.make(false)
+        const check = Effect.flatMap(Ref.updateAndGet(checks, (n) => n + 1), () =>
+          Effect.flatMap(Ref.get(healthy), (ok) => ok ? Effect.void : Effect.fail("down")))
+        yield* CircuitBreaker.withHealthCheck(breaker, { check, interval: "30 seconds" })
+        yield* TestClock.adjust("2 minutes")
+        expect(yield* Ref.get(checks)).toBe(0) // Closed: nothing to check
+        yield* fail(breaker)
+        yield* TestClock.adjust("30 seconds")
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Ref.get(checks)).toBe(2)
+        expect(yield* breaker.state).toBe("Open")
+        yield* Ref.set(healthy, true)
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Ref.get(checks)).toBe(3)
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+
+    it.scoped("stops probing when its scope closes", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health-scope"), failureThreshold: 1, resetTimeout: "1 hour" })
+        const checks = yield* Ref.make(0)
+        const scope = yield* Scope.make()
+        yield* CircuitBreaker.withHealthCheck(breaker, { check: Ref.update(checks, (n) => n + 1).pipe(Effect.zipRight(Effect.fail("down"))), interval: "1 second" }).pipe(
+          Scope.extend(scope)
+        )
+        yield* fail(breaker)
+        yield* TestClock.adjust("3 seconds")
+        yield* Scope.close(scope, Exit.void)
+        const seen = yield* Ref.get(checks)
+        expect(seen).toBe(3)
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* Ref.get(checks)).toBe(seen)
+      }))
+
+    it.effect("refuses a non-positive interval", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health-invalid") })
+        const error = yield* CircuitBreaker.withHealthCheck(breaker, { check: Effect.void, interval: 0 }).pipe(
+          Effect.scoped,
+          Effect.flip
+        )
+        expect(error._tag).toBe("InvalidOptions")
+        expect(error.field).toBe("interval")
+      }))
+  })
+
+  describe("options", () => {
+    const invalid = (options: CircuitBreaker.CircuitBreaker.Options) =>
+      CircuitBreaker.make(options).pipe(Effect.flip)
+
+    it.effect("invalid options are a typed failure naming the field", () =>
+      Effect.gen(function*() {
+        const cases: Array<[CircuitBreaker.CircuitBreaker.Options, string]> = [
+          [{ name: "" }, "name"],
+          [{ name: "x", failureThreshold: 0 }, "failureThreshold"],
+          [{ name: "x", failureThreshold: 1.5 }, "failureThreshold"],
+          [{ name: "x", successThreshold: -1 }, "successThreshold"],
+          [{ name: "x", halfOpenMaxCalls: 0 }, "halfOpenMaxCalls"],
+          [{ name: "x", resetTimeout: "soon" as any }, "resetTimeout"],
+          [{ name: "x", resetTimeout: -5 }, "resetTimeout"],
+          [{ name: "x", resetTimeout: Duration.infinity }, "resetTimeout"],
+          [{ name: "x", failureRateThreshold: 1.5 }, "failureRateThreshold"],
+          [{ name: "x", failureRateThreshold: 0 }, "failureRateThreshold"],
+          [{ name: "x", recoveryFactor: 0 }, "recoveryFactor"],
+          [{ name: "x", minimumCalls: 0 }, "minimumCalls"],
+          [{ name: "x", slowCallRateThreshold: 0.5 }, "slowCallRateThreshold"],
+          [{ name: "x", window: { _tag: "Count", size: 0 } }, "window.size"],
+          [{ name: "x", window: { _tag: "Time", duration: 0 } }, "window.duration"],
+          [{ name: "x", window: { _tag: "Sliding" } as any }, "window"],
+          [{ name: "x", resetTimeout: "1 second", openSchedule: Schedule.spaced("1 second") }, "resetTimeout, openSchedule"],
+          [{ name: "x", openSchedule: Schedule.stop }, "openSchedule"]
+        ]
+        for (const [options, field] of cases) {
+          const error = yield* invalid(options)
+          expect(error._tag).toBe("InvalidOptions")
+          expect(error.field).toBe(field)
+          expect(error.message).toContain(field)
+        }
+        const error = yield* invalid({ name: "x", failureThreshold: 0 })
+        expect(error.message).toBe(
+          `CircuitBreaker: invalid option "failureThreshold": expected an integer >= 1, or Infinity, received 0`
+        )
+      }))
+
+    it.effect("fromConfig reads the options from the environment under the name", () =>
+      Effect.gen(function*() {
+        const provider = ConfigProvider.fromMap(
+          new Map([
+            ["REDIS_CACHE_FAILURE_THRESHOLD", "2"],
+            ["REDIS_CACHE_RESET_TIMEOUT", "30 seconds"],
+            ["REDIS_CACHE_WINDOW_SIZE", "20"]
+          ]),
+          { pathDelim: "_" }
+        )
+        const breaker = yield* CircuitBreaker.fromConfig("redis-cache", { successThreshold: 1 }).pipe(
+          Effect.withConfigProvider(provider)
+        )
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(30_000)
+        yield* TestClock.adjust("30 seconds")
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+      }))
+
+    it.effect("fromConfig names the field and the variable of an invalid value", () =>
+      Effect.gen(function*() {
+        const outOfRange = yield* CircuitBreaker.fromConfig("db").pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DB_FAILURE_RATE_THRESHOLD", "2"]]), { pathDelim: "_" })),
+          Effect.flip
+        )
+        expect(outOfRange._tag).toBe("InvalidOptions")
+        expect(outOfRange.message).toContain("failureRateThreshold")
+        expect(outOfRange.message).toContain("DB_FAILURE_RATE_THRESHOLD")
+        const notANumber = yield* CircuitBreaker.fromConfig("db").pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DB_FAILURE_THRESHOLD", "many"]]), { pathDelim: "_" })),
+          Effect.flip
+        )
+        expect(notANumber._tag).toBe("InvalidOptions")
+        expect(notANumber.message).toContain("failureThreshold")
+        expect(notANumber.message).toContain("DB_FAILURE_THRESHOLD")
+        expect(notANumber.message).toContain("many")
+      }))
+
+    it.effect("fromConfig works with ConfigProvider.fromEnv", () =>
+      Effect.gen(function*() {
+        process.env["PAYMENTS_API_FAILURE_THRESHOLD"] = "1"
+        try {
+          const breaker = yield* CircuitBreaker.fromConfig("paymentsApi").pipe(
+            Effect.withConfigProvider(ConfigProvider.fromEnv())
+          )
+          yield* fail(breaker)
+          expect(yield* breaker.state).toBe("Open")
+        } finally {
+          delete process.env["PAYMENTS_API_FAILURE_THRESHOLD"]
+        }
+      }))
+  })
+
+  describe("observability", () => {
+    it.effect("updates Effect metrics tagged with the breaker name", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("metrics")
+        const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 2 })
+        yield* succeed(breaker)
+        yield* fail(breaker)
+        yield* fail(breaker)
+        yield* succeed(breaker).pipe(Effect.flip)
+        const calls = (outcome: string) =>
+          CircuitBreaker.callsMetric.pipe(
+            Metric.taggedWithLabels([MetricLabel.make("breaker", name), MetricLabel.make("outcome", outcome)]),
+            Metric.value,
+            Effect.map((state) => state.count)
+          )
+        expect(yield* calls("success")).toBe(1)
+        expect(yield* calls("failure")).toBe(2)
+        expect(yield* calls("rejected")).toBe(1)
+        const gauge = yield* CircuitBreaker.stateMetric.pipe(
+          Metric.tagged("breaker", name),
+          Metric.value
+        )
+        expect(gauge.value).toBe(2)
+        const opened = yield* CircuitBreaker.stateChangesMetric.pipe(
+          Metric.taggedWithLabels([MetricLabel.make("breaker", name), MetricLabel.make("to", "Open")]),
+          Metric.value
+        )
+        expect(opened.count).toBe(1)
+        const durations = yield* CircuitBreaker.callDurationMetric.pipe(Metric.tagged("breaker", name), Metric.value)
+        expect(durations.count).toBe(3)
+      }))
+
+    it.effect("logs every transition with the breaker name", () =>
+      Effect.gen(function*() {
+        const lines: Array<{ message: string; annotations: Record<string, unknown> }> = []
+        const logger = Logger.make(({ annotations, message }) => {
+          lines.push({
+            message: Array.isArray(message) ? message.join(" ") : String(message),
+            annotations: Object.fromEntries(annotations)
+          })
+        })
+        const name = uniqueName("logs")
+        yield* Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 1, resetTimeout: "1 second", successThreshold: 1 })
+          yield* fail(breaker)
+          yield* TestClock.adjust("1 second")
+          yield* succeed(breaker)
+        }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        expect(lines.map((l) => l.message)).toEqual([
+          `circuit breaker "${name}": Closed -> Open (FailureThreshold)`,
+          `circuit breaker "${name}": Open -> HalfOpen (OpenDurationElapsed)`,
+          `circuit breaker "${name}": HalfOpen -> Closed (ProbesSucceeded)`
+        ])
+        expect(lines.every((l) => l.annotations["breaker"] === name)).toBe(true)
+      }))
+  })
+
+  describe("api", () => {
+    it.effect("protect is dual and isCircuitBreaker recognises breakers", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("dual") })
+        expect(yield* Effect.succeed(1).pipe(CircuitBreaker.protect(breaker))).toBe(1)
+        expect(yield* CircuitBreaker.protect(Effect.succeed(2), breaker)).toBe(2)
+        expect(CircuitBreaker.isCircuitBreaker(breaker)).toBe(true)
+        expect(CircuitBreaker.isCircuitBreaker({})).toBe(false)
+      }))
+  })
+})
