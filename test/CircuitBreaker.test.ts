@@ -565,6 +565,22 @@ describe("CircuitBreaker", () => {
         expect(yield* breaker.state).toBe("Closed")
         expect(yield* succeed(breaker)).toBe("ok")
       }))
+    it.effect("isolating makes a probe in flight late and gives its permit back", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-probe"), failureThreshold: 1, resetTimeout: "1 second" })
+        yield* fail(breaker)
+        yield* TestClock.adjust("1 second")
+        const probe = yield* inFlight(breaker)
+        expect(probe.admitted).toBe(true)
+        yield* Effect.scoped(breaker.isolate)
+        expect(yield* breaker.state).toBe("HalfOpen")
+        expect((yield* breaker.metrics).probesInFlight).toBe(0)
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        yield* Deferred.succeed(probe.gate, "late")
+        yield* Fiber.join(probe.fiber)
+        expect((yield* breaker.metrics).successfulCalls).toBe(1)
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
   })
 
   describe("reads", () => {

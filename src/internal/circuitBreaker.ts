@@ -5,7 +5,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -252,6 +252,20 @@ const messageOf = (error: unknown): string => {
 const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(Math.max(0, millis))
 
+/**
+ * A rejection is an expected outcome, and the fail-fast path must stay cheap: its error
+ * carries no stack trace (capturing one costs more than the rest of the rejection).
+ */
+const rejection = (breaker: string, decision: Machine.Rejection): CircuitBreakerOpen => {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new CircuitBreakerOpen({ breaker, retryAfter: toDuration(decision.retryAfter), reason: decision.reason })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   readonly [TypeId]: CB.TypeId = TypeId
   readonly name: string
@@ -278,16 +292,17 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
           ([decision, effects]): Effect.Effect<A, E2 | CircuitBreakerOpen, R> => {
             if (decision._tag === "Rejected") {
               callsCounter.unsafeUpdate(1, this.labels.rejected)
-              const error = new CircuitBreakerOpen({
-                breaker: this.name,
-                retryAfter: toDuration(decision.retryAfter),
-                reason: decision.reason
-              })
+              const error = rejection(this.name, decision)
               return effects === noEffects
                 ? Effect.fail(error)
                 : Effect.zipRight(this.apply(effects, startedAt), Effect.fail(error))
             }
-            const run = Effect.onExit(restore(effect), (exit) => this.release(decision, exit, clock, startedAt))
+            // Already inside the mask: release runs uninterruptibly on every exit of the call.
+            const run = Effect.matchCauseEffect(restore(effect), {
+              onFailure: (cause) =>
+                Effect.zipRight(this.release(decision, Exit.failCause(cause), clock, startedAt), Effect.failCause(cause)),
+              onSuccess: (value) => Effect.as(this.release(decision, Exit.void, clock, startedAt), value)
+            })
             return effects === noEffects ? run : Effect.zipRight(this.apply(effects, startedAt), run)
           }
         )

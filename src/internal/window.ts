@@ -134,7 +134,9 @@ const addTime = (window: TimeWindow, flags: number, now: number): TimeWindow => 
     // The common case: another call in the current bucket. Buckets older than the window
     // were pruned when this bucket was opened.
     return {
-      ...window,
+      _tag: "Time",
+      span: window.span,
+      buckets: window.buckets,
       head: {
         index,
         calls: head.calls + 1,
@@ -142,6 +144,7 @@ const addTime = (window: TimeWindow, flags: number, now: number): TimeWindow => 
         slow: head.slow + slow,
         next: head.next
       },
+      oldest: window.oldest,
       calls: window.calls + 1,
       failures: window.failures + failure,
       slow: window.slow + slow
