@@ -18,3 +18,34 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
  * @since 0.1.0
  */
 export { InvalidOptions } from "./InvalidOptions.js"
+
+/**
+ * The `Cache` service, its embedded memory layer, the degraded no-op layer and a typed
+ * view through a `Schema`. The Redis layer lives on `effect-resilience/Cache/Redis`.
+ *
+ * @since 0.1.0
+ */
+export * as Cache from "./Cache.js"
+
+/**
+ * A cache whose methods cannot fail: a breaker, a timeout and a fallback per operation
+ * over any `Cache`.
+ *
+ * @since 0.1.0
+ */
+export * as ResilientCache from "./ResilientCache.js"
+
+/**
+ * Read-through caching with single-flight and stale-if-error.
+ *
+ * @since 0.1.0
+ */
+export * as CacheAside from "./CacheAside.js"
+
+/**
+ * Fault injection (failures, latency, outages) for tests and demos, deterministic from a
+ * seed and the `Clock`.
+ *
+ * @since 0.1.0
+ */
+export * as Chaos from "./Chaos.js"

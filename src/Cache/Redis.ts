@@ -1,0 +1,183 @@
+/**
+ * The `Cache` service on Redis, through ioredis 5 (a peer dependency of this subpath only).
+ *
+ * The layer owns its client: it connects when built, listens to the client's `error`
+ * events (logged, never an unhandled error), and closes the connection when its scope
+ * closes. Failures are fast and bounded by default: a command that gets no reply within
+ * `commandTimeout` fails, nothing waits in an offline queue, nothing is resent after a
+ * reconnect, and reconnects back off up to `maxReconnectDelay`. Put `ResilientCache.layer`
+ * over it to turn those failures into fallbacks.
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import type { RedisOptions } from "ioredis"
+import type { Cache, CacheService } from "../Cache.js"
+import * as internal from "../internal/redis.js"
+import type { RedisConnectionError } from "../internal/redis.js"
+import type { InvalidOptions } from "../InvalidOptions.js"
+
+export {
+  /**
+   * The failure of `layerRedis` when `requireConnection` is set and the first connection
+   * attempt fails: `server` (without credentials) and `cause`.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  RedisConnectionError
+} from "../internal/redis.js"
+
+/**
+ * The options of `layerRedis`. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisCacheOptions {
+  /**
+   * `redis://[user:password@]host:port[/db]` or `rediss://...` (default: `redis.host` and
+   * `redis.port`, else localhost:6379).
+   */
+  readonly url?: string | undefined
+  /**
+   * ioredis options, applied over this layer's defaults (and over what the URL says):
+   * host, port, password, tls, db, ... `keyPrefix` is refused: use `prefix`.
+   */
+  readonly redis?: RedisOptions | undefined
+  /** Names the cache in logs and metrics (default `"redis"`). */
+  readonly name?: string | undefined
+  /** Prepended to every key; `invalidate` only ever sees keys under it (default `""`). */
+  readonly prefix?: string | undefined
+  /** The TTL of a `set` that gives none (default 5 minutes; `Duration.infinity` for none). */
+  readonly ttl?: Duration.DurationInput | undefined
+  /**
+   * Values of at least this many UTF-8 bytes are stored deflated when that makes them
+   * smaller (default 512; `Infinity` turns compression off).
+   */
+  readonly compressionThreshold?: number | undefined
+  /**
+   * A `set` of a value above this many UTF-8 bytes (before compression) fails with reason
+   * `"TooLarge"` (default 1 MiB; `Infinity` for no limit).
+   */
+  readonly maxValueSize?: number | undefined
+  /** A command without a reply after this long fails with reason `"Timeout"` (default 500 ms). */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How long a connection attempt may take (default 1 second). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Reconnect attempts a command written before a disconnect waits for before it fails (default 1). */
+  readonly maxRetriesPerRequest?: number | undefined
+  /** The longest wait between reconnect attempts; they back off from 50 ms with jitter (default 1 second). */
+  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+  /** Keys asked per SCAN round of `invalidate`, each round followed by one UNLINK (default 500). */
+  readonly scanCount?: number | undefined
+  /** The name of the connection in `CLIENT LIST` (default `"effect-resilience-cache"`). */
+  readonly connectionName?: string | undefined
+  /**
+   * Whether building the layer fails with `RedisConnectionError` when the first connection
+   * attempt fails (default `false`: the layer is built, logs a warning, commands fail with
+   * reason `"Unavailable"` and the client reconnects in the background).
+   */
+  readonly requireConnection?: boolean | undefined
+}
+
+/**
+ * Makes a Redis-backed `CacheService` whose client lives as long as the scope. See
+ * `layerRedis`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { makeRedis } from "effect-resilience/Cache/Redis"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const cache = yield* makeRedis({ url: "redis://localhost:6379", prefix: "app:" })
+ *   yield* cache.set("greeting", "hello", { ttl: "1 minute" })
+ *   return yield* cache.get("greeting")
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRedis: (
+  options?: RedisCacheOptions
+) => Effect.Effect<CacheService, InvalidOptions | RedisConnectionError, Scope.Scope> = internal.make
+
+/**
+ * Provides `Cache` on Redis. Defaults: TTL 5 minutes, compression from 512 bytes, values up
+ * to 1 MiB, `commandTimeout` 500 ms, `connectTimeout` 1 s, `maxRetriesPerRequest` 1,
+ * reconnect backoff capped at 1 s, no offline queue, no resend of unanswered commands.
+ *
+ * Errors are `CacheError`s: `Unavailable` (refused, closed, not connected), `Timeout` (no
+ * reply within `commandTimeout`: a write's `outcome` is then `"Unknown"`, since the server
+ * may have executed it), `OutOfMemory` (maxmemory with `noeviction`), `TooLarge`,
+ * `Protocol` (a key holding another type, or a `ttl` that is not positive). A stored value
+ * that cannot be decoded (corrupt compressed bytes, invalid UTF-8) is a miss, logged and
+ * counted by `corruptPayloads`, never a failure.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Cache, ResilientCache } from "effect-resilience"
+ * import { layerRedis } from "effect-resilience/Cache/Redis"
+ *
+ * const CacheLive = ResilientCache.layer({ name: "redis" }).pipe(
+ *   Layer.provide(layerRedis({ url: "redis://localhost:6379", prefix: "app:" }))
+ * )
+ *
+ * const program = Effect.flatMap(Cache.Cache, (cache) => cache.get("user:1")).pipe(Effect.provide(CacheLive))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis: (
+  options?: RedisCacheOptions
+) => Layer.Layer<Cache, InvalidOptions | RedisConnectionError> = internal.layer
+
+/**
+ * The options `layerRedisConfig` reads: `REDIS_URL`, `REDIS_KEY_PREFIX`, `REDIS_TTL`,
+ * `REDIS_COMPRESSION_THRESHOLD`, `REDIS_MAX_VALUE_SIZE`, `REDIS_COMMAND_TIMEOUT`,
+ * `REDIS_CONNECT_TIMEOUT`, `REDIS_MAX_RETRIES_PER_REQUEST`, `REDIS_MAX_RECONNECT_DELAY`,
+ * each optional (durations as `"500 millis"`, `"2 seconds"`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<RedisCacheOptions> = internal.config
+
+/**
+ * `layerRedis` with its options read through Effect `Config`: what the environment sets
+ * wins over `defaults`. Fails with a `ConfigError` when neither `REDIS_URL` nor the
+ * defaults say where Redis is.
+ *
+ * @example
+ * ```ts
+ * import { layerRedisConfig } from "effect-resilience/Cache/Redis"
+ *
+ * // REDIS_URL=redis://cache:6379 REDIS_COMMAND_TIMEOUT="250 millis"
+ * const CacheLive = layerRedisConfig({ prefix: "app:" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisConfig: (
+  defaults?: RedisCacheOptions
+) => Layer.Layer<Cache, InvalidOptions | RedisConnectionError | ConfigError.ConfigError> = internal.layerConfig
+
+/**
+ * Counts values read from Redis that could not be decoded and were served as misses,
+ * tagged with `cache` (the layer's name).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const corruptPayloads: Metric.Metric.Counter<number> = internal.corruptPayloads

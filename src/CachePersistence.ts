@@ -1,0 +1,63 @@
+/**
+ * A `BackingPersistence` (from `@effect/experimental/Persistence`) over the `Cache`
+ * service, so that `PersistedCache` and the other persistence-based tools run on any cache
+ * stack: memory, Redis, or a resilient cache that never fails.
+ *
+ * Each store's keys are `"<storeId>:<key>"` in the cache, values are JSON, and `clear`
+ * invalidates the prefix `"<storeId>:"`. An entry persisted without a TTL gets the
+ * cache's default TTL: cache entries always expire. A payload that is not JSON is a miss.
+ * A cache failure is a `PersistenceBackingError` carrying the `CacheError` as its cause.
+ *
+ * @since 0.1.0
+ */
+import type * as Persistence from "@effect/experimental/Persistence"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type { Cache, CacheService } from "./Cache.js"
+import * as internal from "./internal/cachePersistence.js"
+
+/**
+ * A `BackingPersistence` over a given cache service.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromCache: (cache: CacheService) => Persistence.BackingPersistence = internal.fromCache
+
+/**
+ * A `BackingPersistence` over the `Cache` in the context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Persistence.BackingPersistence, never, Cache> = internal.make
+
+/**
+ * Provides `BackingPersistence` from the `Cache` in the context.
+ *
+ * @example
+ * ```ts
+ * import { Persistence } from "@effect/experimental"
+ * import { Layer } from "effect"
+ * import { Cache, CachePersistence } from "effect-resilience"
+ *
+ * // ResultPersistence (for PersistedCache) stored in the memory cache
+ * const PersistenceLive = Persistence.layerResult.pipe(
+ *   Layer.provide(CachePersistence.layer),
+ *   Layer.provide(Cache.layerMemory({ capacity: 10_000, ttl: "1 hour" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Persistence.BackingPersistence, never, Cache> = internal.layer
+
+/**
+ * Provides `ResultPersistence` (what `PersistedCache.make` needs) from the `Cache` in the
+ * context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerResult: Layer.Layer<Persistence.ResultPersistence, never, Cache> = internal.layerResult

@@ -1,0 +1,455 @@
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { Redis, type RedisOptions } from "ioredis"
+import type * as CacheModule from "../Cache.js"
+import type * as RedisModule from "../Cache/Redis.js"
+import { InvalidOptions } from "../InvalidOptions.js"
+import { Cache, CacheError } from "./cacheService.js"
+import * as options_ from "./options.js"
+import * as codec from "./redisCodec.js"
+import { toCacheError } from "./redisErrors.js"
+
+const moduleName = "Cache.layerRedis"
+
+/** @internal */
+export const defaults = {
+  name: "redis",
+  prefix: "",
+  ttl: Duration.minutes(5),
+  compressionThreshold: 512,
+  maxValueSize: 1024 * 1024,
+  commandTimeout: Duration.millis(500),
+  connectTimeout: Duration.seconds(1),
+  maxRetriesPerRequest: 1,
+  maxReconnectDelay: Duration.seconds(1),
+  scanCount: 500,
+  connectionName: "effect-resilience-cache"
+} as const
+
+/**
+ * The layer could not connect at startup and `requireConnection` was set.
+ *
+ * @internal
+ */
+export class RedisConnectionError extends Data.TaggedError("RedisConnectionError")<{
+  /** The server, without credentials. */
+  readonly server: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `could not connect to Redis at ${this.server}: ${detail}`
+  }
+}
+
+interface Validated {
+  readonly name: string
+  readonly prefix: string
+  readonly ttl: Duration.Duration
+  readonly compressionThreshold: number
+  readonly maxValueSize: number
+  readonly commandTimeout: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly maxRetriesPerRequest: number
+  readonly maxReconnectDelay: Duration.Duration
+  readonly scanCount: number
+  readonly connectionName: string
+  readonly requireConnection: boolean
+  readonly url: string | undefined
+  readonly redis: RedisOptions
+}
+
+const anyString = options_.check(Schema.String, "a string")
+const aBoolean = options_.check(Schema.Boolean, "a boolean")
+
+/** @internal */
+export const validate = (
+  options: RedisModule.RedisCacheOptions | undefined
+): Either.Either<Validated, InvalidOptions> =>
+  Either.gen(function*() {
+    const o = options ?? {}
+    const name = yield* options_.field(moduleName, "name", o.name, options_.nonEmptyString, defaults.name)
+    const prefix = yield* options_.field(moduleName, "prefix", o.prefix, anyString, defaults.prefix)
+    const ttl = yield* options_.duration(moduleName, "ttl", o.ttl, defaults.ttl, { positive: true, finite: false })
+    const compressionThreshold = yield* options_.field(
+      moduleName,
+      "compressionThreshold",
+      o.compressionThreshold,
+      options_.integerAtLeastOrInfinity(0),
+      defaults.compressionThreshold
+    )
+    const maxValueSize = yield* options_.field(
+      moduleName,
+      "maxValueSize",
+      o.maxValueSize,
+      options_.integerAtLeastOrInfinity(1),
+      defaults.maxValueSize
+    )
+    const commandTimeout = yield* options_.duration(
+      moduleName,
+      "commandTimeout",
+      o.commandTimeout,
+      defaults.commandTimeout
+    )
+    const connectTimeout = yield* options_.duration(
+      moduleName,
+      "connectTimeout",
+      o.connectTimeout,
+      defaults.connectTimeout
+    )
+    const maxRetriesPerRequest = yield* options_.field(
+      moduleName,
+      "maxRetriesPerRequest",
+      o.maxRetriesPerRequest,
+      options_.integerAtLeast(0),
+      defaults.maxRetriesPerRequest
+    )
+    const maxReconnectDelay = yield* options_.duration(
+      moduleName,
+      "maxReconnectDelay",
+      o.maxReconnectDelay,
+      defaults.maxReconnectDelay
+    )
+    const scanCount = yield* options_.field(
+      moduleName,
+      "scanCount",
+      o.scanCount,
+      options_.integerAtLeast(1),
+      defaults.scanCount
+    )
+    const connectionName = yield* options_.field(
+      moduleName,
+      "connectionName",
+      o.connectionName,
+      options_.nonEmptyString,
+      defaults.connectionName
+    )
+    const requireConnection = yield* options_.field(
+      moduleName,
+      "requireConnection",
+      o.requireConnection,
+      aBoolean,
+      false
+    )
+    const url = o.url === undefined
+      ? undefined
+      : yield* options_.field(
+        moduleName,
+        "url",
+        o.url,
+        options_.check(
+          Schema.String.pipe(Schema.pattern(/^rediss?:\/\//)),
+          "a redis:// or rediss:// URL"
+        ),
+        ""
+      )
+    const redis = o.redis ?? {}
+    if (redis.keyPrefix !== undefined) {
+      return yield* Either.left(
+        new InvalidOptions({
+          module: moduleName,
+          field: "redis.keyPrefix",
+          expected: "no value (use the `prefix` option: ioredis does not apply keyPrefix to SCAN patterns)",
+          received: redis.keyPrefix
+        })
+      )
+    }
+    return {
+      name,
+      prefix,
+      ttl,
+      compressionThreshold,
+      maxValueSize,
+      commandTimeout,
+      connectTimeout,
+      maxRetriesPerRequest,
+      maxReconnectDelay,
+      scanCount,
+      connectionName,
+      requireConnection,
+      url,
+      redis
+    }
+  })
+
+/** The server a client talks to, without credentials, for logs and errors. */
+const describeServer = (options: Validated): string => {
+  if (options.url !== undefined) {
+    try {
+      const url = new URL(options.url)
+      url.username = ""
+      url.password = ""
+      return url.toString()
+    } catch {
+      return "redis://(unparsable URL)"
+    }
+  }
+  if (options.redis.path !== undefined) return `unix:${options.redis.path}`
+  return `redis://${options.redis.host ?? "localhost"}:${options.redis.port ?? 6379}`
+}
+
+/** Escapes the glob characters of SCAN's MATCH so that a prefix matches literally. */
+const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, "\\$&")
+
+/** @internal */
+export const corruptPayloads = Metric.counter("effect_resilience_cache_corrupt_payloads_total", {
+  description: "Values read from Redis that could not be decoded and were served as misses",
+  incremental: true
+})
+
+const ttlMillis = (
+  key: string,
+  ttl: Duration.DurationInput | undefined,
+  fallback: Duration.Duration
+): Either.Either<number, CacheError> => {
+  if (ttl === undefined) return Either.right(Duration.toMillis(fallback))
+  const decoded = Duration.decodeUnknown(ttl)
+  const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
+  if (Number.isNaN(millis) || millis <= 0) {
+    return Either.left(
+      new CacheError({
+        operation: "set",
+        key,
+        reason: "Protocol",
+        outcome: "NotApplied",
+        cause: new InvalidOptions({ module: "Cache", field: "ttl", expected: "a positive duration", received: ttl })
+      })
+    )
+  }
+  return Either.right(millis)
+}
+
+/**
+ * The ioredis options the layer runs with: our bounded-failure defaults, then the user's
+ * `redis` options over them; `lazyConnect` is ours, since the layer connects itself.
+ */
+const clientOptions = (options: Validated, jitter: () => number): RedisOptions => {
+  const maxDelay = Duration.toMillis(options.maxReconnectDelay)
+  return {
+    commandTimeout: Duration.toMillis(options.commandTimeout),
+    connectTimeout: Duration.toMillis(options.connectTimeout),
+    maxRetriesPerRequest: options.maxRetriesPerRequest,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    connectionName: options.connectionName,
+    // Exponential from 50 ms, capped, with jitter in [delay / 2, delay] so that many
+    // processes do not reconnect in lockstep after a restart.
+    retryStrategy: (times: number) => {
+      const delay = Math.min(50 * 2 ** Math.min(times - 1, 20), maxDelay)
+      return Math.max(1, Math.round(delay / 2 + (delay / 2) * jitter()))
+    },
+    ...options.redis,
+    lazyConnect: true
+  }
+}
+
+/** @internal */
+export const make = (
+  options?: RedisModule.RedisCacheOptions
+): Effect.Effect<CacheModule.CacheService, InvalidOptions | RedisConnectionError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const validated = yield* validate(options)
+    const runtime = yield* Effect.runtime<never>()
+    const random = yield* Effect.random
+    const runFork = Runtime.runFork(runtime)
+    const jitter = () => Runtime.runSync(runtime)(random.next)
+    const server = describeServer(validated)
+    const annotations = { cache: validated.name, server }
+    const log = (effect: Effect.Effect<void>) => {
+      runFork(Effect.annotateLogs(effect, annotations))
+    }
+
+    // The socket error behind a failed connection ("connect ECONNREFUSED ..."), which says
+    // more than the "Connection is closed." that ioredis rejects `connect()` with.
+    let lastConnectionError: unknown = undefined
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const settings = clientOptions(validated, jitter)
+        const redis = validated.url === undefined ? new Redis(settings) : new Redis(validated.url, settings)
+        // Without a listener, ioredis reports connection errors as unhandled 'error'
+        // events, which crash a Node process. The listener stays attached for the
+        // client's whole life, so that no late error can escape either.
+        let lastError: string | undefined
+        redis.on("error", (error: unknown) => {
+          lastConnectionError = error
+          const message = error instanceof Error ? error.message : String(error)
+          if (message === lastError) {
+            log(Effect.logDebug(`Redis connection error (repeated): ${message}`))
+          } else {
+            lastError = message
+            log(Effect.logWarning(`Redis connection error: ${message}`))
+          }
+        })
+        redis.on("ready", () => {
+          if (lastError !== undefined) {
+            lastError = undefined
+            log(Effect.logInfo("Redis connection restored"))
+          }
+        })
+        return redis
+      }),
+      (redis) =>
+        Effect.promise(async () => {
+          if (redis.status === "ready") {
+            // QUIT lets replies in flight arrive; commandTimeout bounds it on a frozen server.
+            await redis.quit().catch(() => undefined)
+          }
+          redis.disconnect(false)
+        })
+    )
+
+    // Wait for the first connection attempt only, so that commands sent right after the
+    // layer is built do not fail for a connection still in progress. When it fails, the
+    // client keeps reconnecting in the background and commands fail fast meanwhile.
+    const connected = yield* Effect.tryPromise(() => client.connect()).pipe(
+      Effect.timeoutFail({
+        duration: Duration.sum(validated.connectTimeout, Duration.millis(100)),
+        onTimeout: () => new Error("connect timed out")
+      }),
+      Effect.either
+    )
+    if (Either.isLeft(connected)) {
+      const cause = lastConnectionError ??
+        (connected.left instanceof Error && connected.left.cause !== undefined ? connected.left.cause : connected.left)
+      if (validated.requireConnection) {
+        return yield* Effect.fail(new RedisConnectionError({ server, cause }))
+      }
+      yield* Effect.logWarning(
+        `Redis is not reachable at startup, the cache fails fast until it is: ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`
+      ).pipe(Effect.annotateLogs(annotations))
+    }
+
+    const { compressionThreshold, maxValueSize, prefix, scanCount } = validated
+    const fullKey = (key: string) => prefix + key
+    const corruptCounter = corruptPayloads.pipe(Metric.tagged("cache", validated.name))
+
+    const command = <A>(
+      operation: CacheError["operation"],
+      key: string,
+      run: () => Promise<A>,
+      applied = false
+    ): Effect.Effect<A, CacheError> =>
+      Effect.tryPromise({ try: run, catch: (error) => toCacheError(operation, key, error, applied) })
+
+    const get = (key: string): Effect.Effect<Option.Option<string>, CacheError> =>
+      Effect.flatMap(command("get", key, () => client.getBuffer(fullKey(key))), (payload) => {
+        if (payload === null) return Effect.succeedNone
+        const decoded = codec.decode(payload, maxValueSize)
+        if (Either.isRight(decoded)) return Effect.succeedSome(decoded.right)
+        // A value we cannot read is a miss: the caller recomputes and overwrites it. It
+        // must not fail the request, nor count against the server's health.
+        return Metric.increment(corruptCounter).pipe(
+          Effect.zipRight(
+            Effect.logWarning(`Redis cache: unreadable value under "${key}" served as a miss: ${decoded.left.detail}`)
+              .pipe(Effect.annotateLogs(annotations))
+          ),
+          Effect.as(Option.none())
+        )
+      })
+
+    const set = (key: string, value: string, setOptions?: CacheModule.SetOptions): Effect.Effect<void, CacheError> =>
+      Effect.suspend(() => {
+        const millis = ttlMillis(key, setOptions?.ttl, validated.ttl)
+        if (Either.isLeft(millis)) return Effect.fail(millis.left)
+        if (Number.isFinite(maxValueSize)) {
+          const size = codec.byteLength(value)
+          if (size > maxValueSize) {
+            return Effect.fail(
+              new CacheError({
+                operation: "set",
+                key,
+                reason: "TooLarge",
+                outcome: "NotApplied",
+                cause: new Error(`the value is ${size} bytes, above maxValueSize (${maxValueSize} bytes)`)
+              })
+            )
+          }
+        }
+        return Effect.flatMap(codec.encode(value, compressionThreshold), (payload) =>
+          command("set", key, () =>
+            Number.isFinite(millis.right)
+              ? client.set(fullKey(key), payload, "PX", Math.max(1, Math.ceil(millis.right)))
+              : client.set(fullKey(key), payload)))
+      }).pipe(Effect.asVoid)
+
+    const delete_ = (key: string): Effect.Effect<boolean, CacheError> =>
+      Effect.map(command("delete", key, () => client.unlink(fullKey(key))), (removed) => removed > 0)
+
+    // SCAN + UNLINK in batches: KEYS would block the server for the whole keyspace, and
+    // UNLINK frees memory off the main thread. Each command is bounded by commandTimeout.
+    const invalidate = (keyPrefix: string): Effect.Effect<number, CacheError> =>
+      Effect.gen(function*() {
+        const pattern = escapeGlob(fullKey(keyPrefix)) + "*"
+        let cursor = "0"
+        let removed = 0
+        let applied = false
+        do {
+          const [next, keys] = yield* command(
+            "invalidate",
+            keyPrefix,
+            () => client.scan(cursor, "MATCH", pattern, "COUNT", scanCount),
+            applied
+          )
+          if (keys.length > 0) {
+            const batch = keys
+            removed += yield* command("invalidate", keyPrefix, () => client.unlink(...batch), applied)
+            applied = true
+          }
+          cursor = next
+        } while (cursor !== "0")
+        return removed
+      })
+
+    return { get, set, delete: delete_, invalidate }
+  })
+
+/** @internal */
+export const layer = (
+  options?: RedisModule.RedisCacheOptions
+): Layer.Layer<Cache, InvalidOptions | RedisConnectionError> => Layer.scoped(Cache, make(options))
+
+const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+/** @internal */
+export const config: Config.Config<RedisModule.RedisCacheOptions> = Config.all({
+  url: optional(Config.string("REDIS_URL")),
+  prefix: optional(Config.string("REDIS_KEY_PREFIX")),
+  ttl: optional(Config.duration("REDIS_TTL")),
+  compressionThreshold: optional(Config.number("REDIS_COMPRESSION_THRESHOLD")),
+  maxValueSize: optional(Config.number("REDIS_MAX_VALUE_SIZE")),
+  commandTimeout: optional(Config.duration("REDIS_COMMAND_TIMEOUT")),
+  connectTimeout: optional(Config.duration("REDIS_CONNECT_TIMEOUT")),
+  maxRetriesPerRequest: optional(Config.integer("REDIS_MAX_RETRIES_PER_REQUEST")),
+  maxReconnectDelay: optional(Config.duration("REDIS_MAX_RECONNECT_DELAY"))
+})
+
+/** @internal */
+export const layerConfig = (
+  defaultOptions?: RedisModule.RedisCacheOptions
+): Layer.Layer<Cache, InvalidOptions | RedisConnectionError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const fromEnv = yield* config
+      const merged: Record<string, unknown> = { ...defaultOptions }
+      for (const [key, value] of Object.entries(fromEnv)) {
+        if (value !== undefined) merged[key] = value
+      }
+      if (merged["url"] === undefined && defaultOptions?.redis === undefined) {
+        // Neither the environment nor the defaults say where Redis is: report REDIS_URL missing.
+        yield* Config.string("REDIS_URL")
+      }
+      return layer(merged as RedisModule.RedisCacheOptions)
+    })
+  )
