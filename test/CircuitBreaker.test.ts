@@ -290,6 +290,20 @@ describe("CircuitBreaker", () => {
         expect(yield* breaker.state).toBe("Closed")
       }))
 
+    it.effect("a probe that ends after its permit expired is late, even when no call took the permit", () =>
+      Effect.gen(function*() {
+        const breaker = yield* openThenHalfOpen({ resetTimeout: "1 second" })
+        const probe = yield* inFlight(breaker)
+        expect((yield* breaker.metrics).probesInFlight).toBe(1)
+        yield* TestClock.adjust("5 seconds")
+        expect((yield* breaker.metrics).probesInFlight).toBe(0)
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        yield* Deferred.fail(probe.gate, "late failure")
+        yield* Fiber.join(probe.fiber)
+        expect((yield* breaker.metrics).failedCalls).toBe(2)
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+
     it.effect("recoveryFactor admits only that fraction of calls, rejecting the rest with HalfOpenFull", () =>
       Effect.gen(function*() {
         const breaker = yield* openThenHalfOpen({ recoveryFactor: 0.5, halfOpenMaxCalls: 100, successThreshold: 100 })

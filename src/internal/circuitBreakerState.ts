@@ -494,12 +494,14 @@ export const record = (
         : result(undefined, toOpen(next, now, reason, events), events, "next")
     }
     case "HalfOpen": {
-      const index = current.probes.findIndex((p) => p.id === admission.probe)
+      // A probe held its permit for one open duration at most: one that ends later is late,
+      // whether or not another call has taken its permit since.
+      const live = liveProbes(current, now)
+      const index = live.findIndex((p) => p.id === admission.probe)
       const counted = (streak: "success" | "failure" | undefined) =>
         count(current.stats, outcome, slow, now, failureMessage, streak)
-      // A stuck probe whose permit was given to another one is late as well.
       if (index < 0) return result(undefined, withStats(current, counted(undefined)), events, undefined)
-      const probes = current.probes.filter((_, i) => i !== index)
+      const probes = live.filter((_, i) => i !== index)
       if (outcome === "ignored" || outcome === "interrupted") {
         return result(undefined, { ...current, probes, stats: counted(undefined) }, events, undefined)
       }
