@@ -49,3 +49,31 @@ export * as CacheAside from "./CacheAside.js"
  * @since 0.1.0
  */
 export * as Chaos from "./Chaos.js"
+
+/**
+ * Retries as `Schedule`s: backoff with jitter, error classes, Retry-After, retry budgets.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"
+
+/**
+ * A per-operation timeout that interrupts the operation and fails with a typed error.
+ *
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.js"
+
+/**
+ * Bounded concurrency with a bounded FIFO queue.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * Rate limiting on Effect's own `RateLimiter`, plus a rejecting mode.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimit from "./RateLimit.js"

@@ -75,6 +75,10 @@ export const duration = (
   const expected = `a ${constraints.finite ? "finite " : ""}${
     constraints.positive ? "positive" : "non-negative"
   } duration (a Duration, milliseconds, or a string such as "30 seconds")`
+  // Duration.decode turns a negative number of milliseconds into zero: refuse it here.
+  if (typeof value === "number" && !(value >= 0)) {
+    return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
+  }
   const decoded = Duration.decodeUnknown(value)
   if (Option.isNone(decoded)) return Either.left(new InvalidOptions({ module, field: name, expected, received: value }))
   const d = decoded.value

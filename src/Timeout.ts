@@ -1,0 +1,65 @@
+/**
+ * A per-operation timeout that interrupts the operation and fails with a typed error
+ * naming the operation and the limit.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as internal from "./internal/timeout.js"
+
+export {
+  /**
+   * The failure of an operation that did not finish within its limit: `operation` (its
+   * name) and `timeout` (the limit). Classified `Transient` by `Retry.classify`.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  TimeoutError
+} from "./internal/timeout.js"
+
+/**
+ * Options of `timeout`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimeoutOptions {
+  /** Names the operation in the error (default `"unnamed"`). */
+  readonly operation?: string | undefined
+}
+
+/**
+ * Fails with `TimeoutError` when `self` has not finished within `duration`, interrupting it
+ * (its finalizers run before the error is returned). An infinite duration adds nothing.
+ * Throws `InvalidOptions` when the duration is not a positive duration or the operation name
+ * is empty.
+ *
+ * The operation runs in a fiber of its own, started synchronously: one that completes
+ * without suspending pays for no timer and no race. As with `Fiber.await`, `FiberRef`
+ * changes made inside the operation stay with it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Timeout } from "effect-resilience"
+ *
+ * const program = Effect.never.pipe(Timeout.timeout("2 seconds", { operation: "GET /users" }))
+ * // fails with TimeoutError: operation "GET /users" timed out after 2s
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const timeout: {
+  (
+    duration: Duration.DurationInput,
+    options?: TimeoutOptions
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | internal.TimeoutError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    duration: Duration.DurationInput,
+    options?: TimeoutOptions
+  ): Effect.Effect<A, E | internal.TimeoutError, R>
+} = internal.timeout
