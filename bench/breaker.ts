@@ -11,6 +11,9 @@ import * as Ref from "effect/Ref"
 import { circuitBreaker, CircuitState, ConsecutiveBreaker, handleAll } from "cockatiel"
 import OpossumBreaker from "opossum"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as Fallback from "../src/Fallback.js"
+import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
 import type { Case, Figure, Measurement, Suite } from "./harness.js"
 import { byId, measureCases, ratio, target } from "./harness.js"
 
@@ -105,6 +108,17 @@ const cases = Effect.gen(function*() {
 
   const metrics = (breaker: CircuitBreaker.CircuitBreaker) => breaker.metrics
 
+  // The composition docs/policies.md recommends, outermost first: fallback, retry, breaker,
+  // timeout, call. Everything is built once; the loop runs the same effect value.
+  const pipelineBreaker = yield* CircuitBreaker.make({ name: "bench-pipeline" })
+  const pipelineRuns = yield* Ref.make(0)
+  const pipeline = Ref.update(pipelineRuns, (n) => n + 1).pipe(
+    Timeout.timeout("1 second", { operation: "bench" }),
+    CircuitBreaker.protect(pipelineBreaker),
+    Retry.policy(),
+    Fallback.to("fallback")
+  )
+
   const list: ReadonlyArray<Case> = [
     { id: "effect.void", label: "Effect.void", call: Effect.void },
     {
@@ -138,6 +152,17 @@ const cases = Effect.gen(function*() {
           expect(
             m.state === "Open" && m.rejectedCalls >= calls,
             `expected Open with >= ${calls} rejections, got ${m.state} with ${m.rejectedCalls}`
+          ))
+    },
+    {
+      id: "pipeline",
+      label: "fallback(retry(protect(timeout(call)))), success path",
+      call: pipeline,
+      verify: (calls) =>
+        Effect.flatMap(Effect.zip(Ref.get(pipelineRuns), metrics(pipelineBreaker)), ([runs, m]) =>
+          expect(
+            runs >= calls && m.successfulCalls >= calls && m.failedCalls === 0,
+            `expected >= ${calls} successful runs through the pipeline, got ${runs} (${m.failedCalls} failed)`
           ))
     },
     {
@@ -202,6 +227,7 @@ export const suite: Suite = {
       const overFloor = ratio(measurements, "protect (Closed) / floor", "protect.closed", "floor")
       const cockatiel = ratio(measurements, "cockatiel / protect (Closed)", "cockatiel.closed", "protect.closed")
       const opossum = ratio(measurements, "opossum / protect (Closed)", "opossum.closed", "protect.closed")
+      const pipelineOverFloor = ratio(measurements, "pipeline / floor", "pipeline", "floor")
       const figures: ReadonlyArray<Figure> = [
         overFloor,
         overheadRatio(
@@ -213,6 +239,7 @@ export const suite: Suite = {
         ),
         cockatiel,
         opossum,
+        pipelineOverFloor,
         ratio(measurements, "protect (Open) / floor", "protect.open", "floor"),
         ratio(measurements, "cockatiel / protect (Open)", "cockatiel.open", "protect.open"),
         ratio(measurements, "opossum / protect (Open)", "opossum.open", "protect.open")
@@ -224,12 +251,15 @@ export const suite: Suite = {
         figures,
         targets: [
           target(overFloor, "protect in Closed at most 1.5x the floor", "<=", 1.5),
+          target(pipelineOverFloor, "timeout + retry + breaker + fallback at most 3x the floor", "<=", 3),
           target(cockatiel, "protect in Closed at least 5x faster than cockatiel", ">=", 5),
           target(opossum, "protect in Closed at least 5x faster than opossum", ">=", 5)
         ],
         details: {
           floor: "Clock.currentTimeMillis + Ref.modify (admit), Effect.matchCauseEffect over the call, " +
             "Clock.currentTimeMillis + Ref.modify (record outcome), outcome given back",
+          pipeline: "Ref.update (the call) |> Timeout.timeout(1 s) |> CircuitBreaker.protect |> " +
+            "Retry.policy() |> Fallback.to(value)",
           breakerOptions: { closed: { name: "bench-closed" }, open: { failureThreshold: 1, resetTimeout: "1 hour" } },
           cockatiel: cockatielOptions,
           opossum: opossumOptions,

@@ -77,3 +77,11 @@ export * as Bulkhead from "./Bulkhead.js"
  * @since 0.1.0
  */
 export * as RateLimit from "./RateLimit.js"
+
+/**
+ * Fallback values and effects, failover across providers, hedging, and breaker-aware
+ * `ExecutionPlan` steps.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"

@@ -2,7 +2,7 @@
  * The examples of docs/policies.md, type-checked with the project.
  */
 import { Data, Effect, Option, Schedule } from "effect"
-import { Bulkhead, CircuitBreaker, RateLimit, Retry, Timeout } from "effect-resilience"
+import { Bulkhead, CircuitBreaker, Fallback, RateLimit, Retry, Timeout } from "effect-resilience"
 
 class HttpError extends Data.TaggedError("HttpError")<{
   readonly status: number
@@ -119,6 +119,6 @@ export const composed = Effect.gen(function*() {
       CircuitBreaker.protect(breaker), // 3. counts failures and timeouts, fails fast when open
       retrying, // 4. retries by class, waits out the breaker, within the budget
       Timeout.timeout("10 seconds", { operation: "GET /stock, retries included" }), // 4b. optional total deadline
-      Effect.orElseSucceed(() => 0) // 5. fallback: a last answer (see Fallback)
+      Fallback.to(0) // 5. fallback: a last answer (see Fallback)
     )
 })
