@@ -8,25 +8,14 @@
  *
  * @internal
  */
+import type * as CB from "../CircuitBreaker.js"
 import * as Window from "./window.js"
 
 /** @internal */
-export type Status = "Closed" | "Open" | "HalfOpen" | "ForcedOpen" | "ForcedClosed"
+export type Status = CB.State
 
 /** @internal */
-export type Reason =
-  | "FailureThreshold"
-  | "FailureRate"
-  | "SlowCallRate"
-  | "OpenDurationElapsed"
-  | "ProbeFailed"
-  | "ProbesSucceeded"
-  | "HealthCheckPassed"
-  | "ForceOpen"
-  | "ForceClosed"
-  | "Reset"
-  | "Isolated"
-  | "IsolationReleased"
+export type Reason = CB.TransitionReason
 
 /** @internal */
 export interface Config {

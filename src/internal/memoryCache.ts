@@ -4,7 +4,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as CacheModule from "../Cache.js"
 import { InvalidOptions } from "../InvalidOptions.js"
-import { CacheError } from "./cacheService.js"
+import { CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 
 /** @internal */
@@ -44,34 +44,6 @@ export const validate = (
     const ttl = yield* options_.duration("Cache", "ttl", options?.ttl, defaultTtl, { positive: true, finite: false })
     return { capacity, ttl }
   })
-
-/**
- * Resolves the TTL of one `set` to milliseconds (`Infinity` for no expiry), or the error
- * that refuses it.
- *
- * @internal
- */
-export const ttlMillis = (
-  key: string,
-  ttl: Duration.DurationInput | undefined,
-  fallback: Duration.Duration
-): Either.Either<number, CacheError> => {
-  if (ttl === undefined) return Either.right(Duration.toMillis(fallback))
-  const decoded = Duration.decodeUnknown(ttl)
-  const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
-  if (Number.isNaN(millis) || millis <= 0) {
-    return Either.left(
-      new CacheError({
-        operation: "set",
-        key,
-        reason: "Protocol",
-        outcome: "NotApplied",
-        cause: new InvalidOptions({ module: "Cache", field: "ttl", expected: "a positive duration", received: ttl })
-      })
-    )
-  }
-  return Either.right(millis)
-}
 
 /** @internal */
 export const make = (

@@ -14,7 +14,7 @@ import { Redis, type RedisOptions } from "ioredis"
 import type * as CacheModule from "../Cache.js"
 import type * as RedisModule from "../Cache/Redis.js"
 import { InvalidOptions } from "../InvalidOptions.js"
-import { Cache, CacheError } from "./cacheService.js"
+import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 import * as codec from "./redisCodec.js"
 import { toCacheError } from "./redisErrors.js"
@@ -206,28 +206,6 @@ export const corruptPayloads = Metric.counter("effect_resilience_cache_corrupt_p
   description: "Values read from Redis that could not be decoded and were served as misses",
   incremental: true
 })
-
-const ttlMillis = (
-  key: string,
-  ttl: Duration.DurationInput | undefined,
-  fallback: Duration.Duration
-): Either.Either<number, CacheError> => {
-  if (ttl === undefined) return Either.right(Duration.toMillis(fallback))
-  const decoded = Duration.decodeUnknown(ttl)
-  const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
-  if (Number.isNaN(millis) || millis <= 0) {
-    return Either.left(
-      new CacheError({
-        operation: "set",
-        key,
-        reason: "Protocol",
-        outcome: "NotApplied",
-        cause: new InvalidOptions({ module: "Cache", field: "ttl", expected: "a positive duration", received: ttl })
-      })
-    )
-  }
-  return Either.right(millis)
-}
 
 /**
  * The ioredis options the layer runs with: our bounded-failure defaults, then the user's
