@@ -53,7 +53,9 @@ const green = paint(32)
 const red = paint(31)
 
 const formatNumber = (value: number): string =>
-  value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(value >= 10 ? 1 : 2)
+  value >= 100 || Number.isInteger(value)
+    ? Math.round(value).toLocaleString("en-US")
+    : value.toFixed(value >= 10 ? 1 : 2)
 
 const formatFigure = (value: number, unit: string): string =>
   unit === "x" ? `${value.toFixed(2)}x` : `${formatNumber(value)} ${unit}`

@@ -12,9 +12,10 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as breaker from "./breaker.js"
 import type { Settings, Suite, Target } from "./harness.js"
+import * as redisOutage from "./redisOutage.js"
 import { environment, printSuite, writeSuite } from "./report.js"
 
-const suites: ReadonlyArray<Suite> = [breaker.suite]
+const suites: ReadonlyArray<Suite> = [breaker.suite, redisOutage.suite]
 
 /** Fixed here, not read from the environment, so every run measures the same way. */
 const settings: Settings = { warmupRounds: 2, rounds: 9, roundMillis: 60 }
