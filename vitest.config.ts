@@ -13,6 +13,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/setup/services.ts"],
+    reporters: ["default", "./test/setup/summary.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000
   }
