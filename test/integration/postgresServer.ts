@@ -236,7 +236,9 @@ export const startPostgresServer = async (options: StartOptions = {}): Promise<P
       "-c max_connections=200",
       "-c shared_buffers=32MB"
     ].join(" ")
-    await run(bin("pg_ctl"), ["start", "-D", dataDir, "-l", logFile, "-w", "-t", String(readyTimeout), "-o", serverOptions])
+    await run(bin("pg_ctl"), [
+      "start", "-D", dataDir, "-l", logFile, "-w", "-t", String(readyTimeout), "-o", serverOptions
+    ])
     running = true
   }
 

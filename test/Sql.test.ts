@@ -1,0 +1,393 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  TestClock
+} from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Cache from "../src/Cache.js"
+import { InvalidOptions } from "../src/InvalidOptions.js"
+import * as Sql from "../src/Sql.js"
+import * as Sqlite from "../src/Sql/Sqlite.js"
+import { TimeoutError } from "../src/Timeout.js"
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-resilience-sql-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const quiet = Effect.provide(Logger.minimumLogLevel(LogLevel.None))
+
+/** Builds a resilient SQLite database in the current scope. */
+const open = (options: Sqlite.Options) =>
+  Effect.map(Layer.build(Sqlite.layer({ busyTimeout: 0, ...options })), (context) => ({
+    context,
+    db: Context.get(context, Sql.ResilientSql)
+  }))
+
+/** A second connection to the same file, to hold it locked. */
+const locker = (filename: string) =>
+  Effect.map(Layer.build(Sqlite.layerClient({ filename, busyTimeout: 0 })), (context) => {
+    const sql = Context.get(context, SqlClient.SqlClient)
+    return { lock: sql.unsafe("BEGIN EXCLUSIVE"), unlock: sql.unsafe("ROLLBACK") }
+  })
+
+/** Lets background fibers run until `condition` holds (at most `rounds` yields). */
+const eventually = (condition: Effect.Effect<boolean>, rounds = 200) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < rounds; i++) {
+      if (yield* condition) return
+      yield* Effect.sleep(Duration.zero).pipe(Effect.zipRight(Effect.yieldNow()))
+    }
+    throw new Error("condition not met")
+  })
+
+const sqlError = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
+const pgError = (code: string, message = "error") => sqlError(Object.assign(new Error(message), { code }))
+
+describe("classification", () => {
+  it("maps PostgreSQL and connection errors (as SqlError wraps them) into retry classes", () => {
+    expect(Sql.classify(pgError("40001", "could not serialize access"))).toBe("Transient")
+    expect(Sql.classify(pgError("40P01", "deadlock detected"))).toBe("Transient")
+    expect(Sql.classify(pgError("08006"))).toBe("Transient")
+    expect(Sql.classify(pgError("57P01", "terminating connection due to administrator command"))).toBe("Transient")
+    expect(Sql.classify(pgError("57P03", "the database system is starting up"))).toBe("Transient")
+    expect(Sql.classify(pgError("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:5432"))).toBe("Transient")
+    expect(Sql.classify(sqlError(new Error("Connection terminated unexpectedly")))).toBe("Transient")
+    expect(Sql.classify(pgError("23505", "duplicate key value violates unique constraint"))).toBe("Fatal")
+    expect(Sql.classify(pgError("23503"))).toBe("Fatal")
+    expect(Sql.classify(pgError("42601", "syntax error at or near"))).toBe("Fatal")
+    expect(Sql.classify(pgError("42P01", "relation does not exist"))).toBe("Fatal")
+    expect(Sql.classify(pgError("53300", "too many connections"))).toBe("Degraded")
+    expect(Sql.classify(new TimeoutError({ operation: "q", timeout: Duration.seconds(1) }))).toBe("Transient")
+  })
+
+  it("maps into DatabaseError with reason, outcome and code", () => {
+    const serialization = Sql.toDatabaseError("db", pgError("40001"))
+    expect(serialization).toMatchObject({
+      reason: "Busy",
+      errorClass: "Transient",
+      outcome: "NotApplied",
+      code: "40001"
+    })
+    const refused = Sql.toDatabaseError("db", pgError("ECONNREFUSED"))
+    expect(refused).toMatchObject({ reason: "Unavailable", outcome: "NotApplied", code: "ECONNREFUSED" })
+    const terminated = Sql.toDatabaseError("db", sqlError(new Error("Connection terminated unexpectedly")))
+    expect(terminated).toMatchObject({ reason: "Unavailable", errorClass: "Transient", outcome: "Unknown" })
+    const constraint = Sql.toDatabaseError("db", pgError("23505"))
+    expect(constraint).toMatchObject({ reason: "Constraint", errorClass: "Fatal", outcome: "NotApplied" })
+    expect(constraint.message).toContain("database \"db\": Constraint [23505]")
+    expect(Sql.isHealthFailure(constraint)).toBe(false)
+    expect(Sql.isHealthFailure(refused)).toBe(true)
+  })
+
+  it.scoped("classifies the real errors of the SQLite driver", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({ filename: path.join(dir, "app.sqlite"), retry: false })
+      const sql = yield* db.client
+      yield* sql`CREATE TABLE t (x INTEGER NOT NULL UNIQUE)`
+      yield* sql`INSERT INTO t (x) VALUES (1)`
+      const failureOf = <A, E>(effect: Effect.Effect<A, E>) => Effect.flip(effect)
+      const unique = Sql.toDatabaseError("db", yield* failureOf(sql`INSERT INTO t (x) VALUES (1)`))
+      expect(unique).toMatchObject({ reason: "Constraint", errorClass: "Fatal", code: "SQLITE_CONSTRAINT_UNIQUE" })
+      const syntax = Sql.toDatabaseError("db", yield* failureOf(sql.unsafe("SELEC 1")))
+      expect(syntax).toMatchObject({ reason: "Syntax", errorClass: "Fatal", code: "SQLITE_ERROR" })
+      const missing = Sql.toDatabaseError("db", yield* failureOf(sql`SELECT * FROM nope`))
+      expect(missing).toMatchObject({ reason: "Syntax", errorClass: "Fatal" })
+    }).pipe(quiet))
+})
+
+describe("options", () => {
+  it.scoped("refuses invalid options with InvalidOptions naming the field", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const field = (options: Sqlite.Options) =>
+        Effect.map(Effect.flip(open({ filename: path.join(dir, "a.sqlite"), ...options })), (error) => {
+          expect(error).toBeInstanceOf(InvalidOptions)
+          return error.field
+        })
+      expect(yield* field({ timeout: -1 })).toBe("timeout")
+      expect(yield* field({ name: "" })).toBe("name")
+      expect(yield* field({ healthCheck: { interval: 0 } })).toBe("healthCheck.interval")
+      expect(yield* field({ breaker: { failureThreshold: 0 } })).toBe("failureThreshold")
+      expect(yield* field({ busyTimeout: "soon" as never })).toBe("busyTimeout")
+      expect(yield* field({ synchronous: "ALWAYS" as never })).toBe("synchronous")
+      expect(yield* field({ retry: { Transient: Schedule.recurs(1) }, filename: "" })).toBe("filename")
+    }).pipe(quiet))
+})
+
+describe("resilient queries on SQLite", () => {
+  it.scoped("runs a query in a pipe, with the client provided", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { context, db } = yield* open({ filename: path.join(dir, "app.sqlite") })
+      const one = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly one: number }>`SELECT 1 AS one`)
+        .pipe(Sql.resilient, Effect.provide(context))
+      expect(one).toEqual([{ one: 1 }])
+      const sql = yield* db.client
+      expect(yield* sql<{ readonly two: number }>`SELECT 2 AS two`.pipe(db.resilient)).toEqual([{ two: 2 }])
+      expect(yield* sql<{ readonly three: number }>`SELECT 3 AS three`.pipe(Sql.withResilience(db))).toEqual([
+        { three: 3 }
+      ])
+      expect(yield* db.mode).toBe("ReadWrite")
+    }).pipe(quiet))
+
+  it.scoped("Sql.layer runs over the SqlClient already in the context", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const context = yield* Layer.build(
+        Sql.layer({ name: "given" }).pipe(Layer.provide(Sqlite.layerClient({ filename: path.join(dir, "a.sqlite") })))
+      )
+      const db = Context.get(context, Sql.ResilientSql)
+      expect(db.name).toBe("given")
+      expect(yield* db.connected).toBe(true)
+      expect(yield* Sql.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`).pipe(Effect.provide(context)))
+        .toEqual([{ one: 1 }])
+    }).pipe(quiet))
+
+  it.scoped("retries a locked file (Transient) and succeeds once the lock is gone", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      const { db } = yield* open({ filename, retry: { Transient: Schedule.recurs(5) } })
+      yield* db.query((sql) => sql`CREATE TABLE t (x INTEGER)`)
+      const { lock, unlock } = yield* locker(filename)
+      yield* lock
+      const attempts = yield* Ref.make(0)
+      const write = Effect.gen(function*() {
+        const n = yield* Ref.updateAndGet(attempts, (a) => a + 1)
+        if (n === 3) yield* unlock
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO t (x) VALUES (${n})`
+      })
+      yield* db.resilient(write)
+      expect(yield* Ref.get(attempts)).toBe(3)
+      expect(yield* db.query((sql) => sql<{ readonly x: number }>`SELECT x FROM t`)).toEqual([{ x: 3 }])
+      expect(yield* db.breaker.state).toBe("Closed")
+    }).pipe(quiet))
+
+  it.scoped("never retries a Fatal error, and a constraint violation does not count against the breaker", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({ filename: path.join(dir, "app.sqlite"), breaker: { failureThreshold: 2 } })
+      yield* db.query((sql) => sql`CREATE TABLE t (x INTEGER NOT NULL UNIQUE)`)
+      yield* db.query((sql) => sql`INSERT INTO t (x) VALUES (1)`)
+      const attempts = yield* Ref.make(0)
+      const duplicate = Effect.zipRight(
+        Ref.update(attempts, (a) => a + 1),
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO t (x) VALUES (1)`)
+      )
+      for (let i = 0; i < 5; i++) {
+        const error = yield* Effect.flip(db.resilient(duplicate))
+        expect(error).toMatchObject({ _tag: "DatabaseError", reason: "Constraint", errorClass: "Fatal" })
+      }
+      expect(yield* Ref.get(attempts)).toBe(5)
+      expect(yield* db.breaker.state).toBe("Closed")
+    }).pipe(quiet))
+
+  it.scoped("a caller's own error passes through untouched and is not retried", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({ filename: path.join(dir, "app.sqlite") })
+      const attempts = yield* Ref.make(0)
+      const error = yield* Effect.flip(
+        db.resilient(Effect.zipRight(Ref.update(attempts, (a) => a + 1), Effect.fail("NotFound" as const)))
+      )
+      expect(error).toBe("NotFound")
+      expect(yield* Ref.get(attempts)).toBe(1)
+    }).pipe(quiet))
+
+  it.scoped("bounds each attempt with the timeout (TestClock)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({ filename: path.join(dir, "app.sqlite"), timeout: "2 seconds", retry: false })
+      const select = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1`)
+      const slow = Effect.zipRight(Effect.sleep("1 minute"), select)
+      const fiber = yield* Effect.fork(db.resilient(slow))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = yield* Effect.flip(exit)
+      expect(error).toMatchObject({
+        _tag: "DatabaseError",
+        reason: "Timeout",
+        errorClass: "Transient",
+        outcome: "Unknown"
+      })
+    }).pipe(quiet))
+
+  it.scoped("a read-only file: writes fail as ReadOnly (Persistent), not retried", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      const { db: writable } = yield* open({ filename })
+      yield* writable.query((sql) => sql`CREATE TABLE t (x INTEGER)`)
+      const { db } = yield* open({ filename, client: { readonly: true }, name: "readonly" })
+      const attempts = yield* Ref.make(0)
+      const error = yield* Effect.flip(db.resilient(Effect.zipRight(
+        Ref.update(attempts, (a) => a + 1),
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO t (x) VALUES (1)`)
+      )))
+      expect(error).toMatchObject({ reason: "ReadOnly", errorClass: "Persistent", code: "SQLITE_READONLY" })
+      expect(yield* Ref.get(attempts)).toBe(1)
+      // Reads still work.
+      expect(yield* db.query((sql) => sql`SELECT COUNT(*) AS n FROM t`)).toEqual([{ n: 0 }])
+    }).pipe(quiet))
+})
+
+describe("breaker, health check and read-only mode on SQLite (TestClock)", () => {
+  it.scoped("a locked file opens the breaker; the write-lock health check closes it once the lock is gone", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      const { db } = yield* open({
+        filename,
+        retry: false,
+        breaker: { failureThreshold: 3, successThreshold: 2, resetTimeout: "120 seconds" },
+        healthCheck: { interval: "5 seconds" }
+      })
+      yield* db.query((sql) => sql`CREATE TABLE t (x INTEGER)`)
+      const insert = (x: number) => db.query((sql) => sql`INSERT INTO t (x) VALUES (${x})`)
+      const { lock, unlock } = yield* locker(filename)
+      yield* lock
+      for (let i = 0; i < 3; i++) {
+        const error = yield* Effect.flip(insert(i))
+        expect(error).toMatchObject({
+          reason: "Busy",
+          errorClass: "Transient",
+          outcome: "NotApplied",
+          code: "SQLITE_BUSY"
+        })
+      }
+      expect(yield* db.breaker.state).toBe("Open")
+      expect(yield* db.mode).toBe("ReadOnly")
+      const rejected = yield* Effect.flip(insert(9))
+      expect(rejected).toMatchObject({ reason: "CircuitOpen", outcome: "NotApplied" })
+      // The health check runs while open; the file is still locked: it stays open.
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* db.breaker.state).toBe("Open")
+      yield* unlock
+      yield* TestClock.adjust("5 seconds")
+      yield* eventually(Effect.map(db.breaker.state, (state) => state === "HalfOpen"))
+      yield* insert(10)
+      yield* insert(11)
+      expect(yield* db.breaker.state).toBe("Closed")
+      expect(yield* db.mode).toBe("ReadWrite")
+      expect(yield* db.query((sql) => sql<{ readonly x: number }>`SELECT x FROM t ORDER BY x`)).toEqual([
+        { x: 10 },
+        { x: 11 }
+      ])
+    }).pipe(quiet))
+
+  it.scoped("a missing directory: the layer starts read-only and connects once the directory is there", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const dbDir = path.join(dir, "volume")
+      const { db } = yield* open({
+        filename: path.join(dbDir, "app.sqlite"),
+        retry: false,
+        connectSchedule: Schedule.spaced("1 second")
+      })
+      expect(yield* db.connected).toBe(false)
+      expect(yield* db.mode).toBe("ReadOnly")
+      const error = yield* Effect.flip(db.query((sql) => sql`SELECT 1`))
+      expect(error).toMatchObject({ _tag: "DatabaseError", reason: "Unavailable", outcome: "NotApplied" })
+      expect(error.message).toContain("directory does not exist")
+      expect(yield* Effect.flip(db.client)).toMatchObject({ reason: "Unavailable" })
+
+      fs.mkdirSync(dbDir)
+      yield* TestClock.adjust("1 second")
+      yield* eventually(db.connected)
+      expect(yield* db.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`)).toEqual([{ one: 1 }])
+      expect(yield* db.mode).toBe("ReadWrite")
+    }).pipe(quiet))
+
+  it.scoped("announces read-only mode once per outage, as a warning", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const messages: Array<string> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => {
+          if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+            messages.push(String(Array.isArray(message) ? message[0] : message))
+          }
+        })
+      )
+      yield* Effect.gen(function*() {
+        const { db } = yield* open({ filename: path.join(dir, "app.sqlite"), healthCheck: false })
+        yield* db.breaker.forceOpen
+        yield* db.breaker.forceOpen
+        yield* eventually(Effect.sync(() => messages.length > 0))
+        yield* db.breaker.reset
+        yield* Effect.yieldNow()
+      }).pipe(Effect.provide(capture))
+      expect(messages.filter((m) => m.includes("read-only")).length).toBe(1)
+      expect(messages[0]).toContain("database \"sqlite\" is read-only")
+    }))
+})
+
+describe("degraded reads", () => {
+  const Item = Schema.Struct({ id: Schema.Number, name: Schema.String })
+
+  it.scoped("while the breaker is open, reads are served from the cache, marked stale, with no error", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      const { context, db } = yield* open({ filename, retry: false, healthCheck: false })
+      const cache = yield* Layer.build(Cache.layerMemory())
+      yield* db.query((sql) => sql`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+      yield* db.query((sql) => sql`INSERT INTO items (id, name) VALUES (1, 'one'), (2, 'two')`)
+      const items = yield* Sql.reader({ ttl: "10 seconds", staleIfError: "1 hour", schema: Item }).pipe(
+        Effect.provide(context)
+      )
+      const loads = yield* Ref.make(0)
+      const byId = (id: number) =>
+        Effect.zipRight(
+          Ref.update(loads, (n) => n + 1),
+          Effect.flatMap(SqlClient.SqlClient, (sql) =>
+            Effect.map(sql<typeof Item.Type>`SELECT id, name FROM items WHERE id = ${id}`, (rows) => rows[0]!))
+        )
+      const read = (id: number) => items.get(`item:${id}`, byId(id)).pipe(Effect.provide(cache))
+
+      expect(yield* read(1)).toMatchObject({ value: { id: 1, name: "one" }, stale: false, source: "Load" })
+      expect(yield* read(1)).toMatchObject({ stale: false, source: "Cache" })
+      expect(yield* Ref.get(loads)).toBe(1)
+
+      // The database's writes fail (locked file) until the breaker opens.
+      const { lock } = yield* locker(filename)
+      yield* lock
+      const write = db.query((sql) => sql`INSERT INTO items (id, name) VALUES (9, 'x')`)
+      for (let i = 0; i < 3; i++) yield* Effect.flip(write)
+      expect(yield* db.mode).toBe("ReadOnly")
+
+      yield* TestClock.adjust("11 seconds")
+      const during = yield* Effect.forEach(Array.from({ length: 50 }, () => 1), read, { concurrency: 50 })
+      for (const result of during) {
+        expect(result).toMatchObject({ value: { id: 1, name: "one" }, stale: true, source: "Stale" })
+        expect(Duration.toMillis(result.age)).toBe(11_000)
+      }
+      // Nothing reached the database: the open breaker answered.
+      expect(yield* Ref.get(loads)).toBe(1)
+      // A key that was never cached has no stale copy: the outage shows.
+      const missing = yield* Effect.flip(read(2))
+      expect(missing).toMatchObject({ _tag: "DatabaseError", reason: "CircuitOpen" })
+    }).pipe(quiet))
+})
