@@ -13,13 +13,14 @@
  * When PostgreSQL is missing, starting fails with a message saying what to install: a test
  * that needs PostgreSQL never skips silently.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { freePort, type Hooks, scopedServer, spawnWatchdog, useServer } from "./serverLifecycle.js"
+export { freePort, type Hooks } from "./serverLifecycle.js"
 
 export interface PostgresServer {
   readonly host: string
@@ -97,19 +98,6 @@ export const findPostgresBinDir = (
   throw new Error(notFoundMessage)
 }
 
-/** A port that was free a moment ago: bind port 0 on loopback, read it, close. */
-export const freePort = (host = "127.0.0.1"): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not find a free port"))))
-    })
-  })
-
 // PostgreSQL refuses to run as root: as root, every server command runs as `postgres`.
 const asRoot = () => process.getuid?.() === 0
 const POSTGRES_USER = "postgres"
@@ -173,28 +161,15 @@ const installExitHook = () => {
  * `pg_ctl` daemonizes the server, so nothing else would stop it.
  */
 const watchdog = (cluster: Cluster): ChildProcess | undefined => {
-  try {
-    const pgCtl = path.join(cluster.binDir, "pg_ctl")
-    const stop = asRoot()
-      ? `runuser -u ${POSTGRES_USER} -- "$1" stop -D "$2" -m immediate -w`
-      : `"$1" stop -D "$2" -m immediate -w`
-    // Paths are passed as arguments ($1..$3), never spliced into the script.
-    const script = `read _ignored; ${stop} >/dev/null 2>&1; rm -rf -- "$3"`
-    const guard = spawn("/bin/sh", ["-c", script, "postgres-watchdog", pgCtl, cluster.dataDir, cluster.dir], {
-      stdio: ["pipe", "ignore", "ignore"],
-      cwd: os.tmpdir()
-    })
-    guard.on("error", () => {
-      // no shell: the exit hook still covers normal exits
-    })
-    guard.unref()
-    const stdin = guard.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null
-    stdin?.on("error", () => undefined)
-    stdin?.unref?.()
-    return guard
-  } catch {
-    return undefined
-  }
+  const stop = asRoot()
+    ? `runuser -u ${POSTGRES_USER} -- "$1" stop -D "$2" -m immediate -w`
+    : `"$1" stop -D "$2" -m immediate -w`
+  return spawnWatchdog(
+    "postgres-watchdog",
+    `${stop} >/dev/null 2>&1; rm -rf -- "$3"`,
+    [path.join(cluster.binDir, "pg_ctl"), cluster.dataDir, cluster.dir],
+    os.tmpdir()
+  )
 }
 
 const postgresIds = (): { readonly uid: number; readonly gid: number } => {
@@ -316,38 +291,14 @@ export const startPostgresServer = async (options: StartOptions = {}): Promise<P
 
 /**
  * A server as an Effect scoped resource: started on acquisition, stopped when the scope
- * closes (whether the test passed or failed). Fails with the "not found" message when
- * PostgreSQL is missing.
+ * closes (whether the test passed or failed).
  */
 export const postgresServer = (options: StartOptions = {}): Effect.Effect<PostgresServer, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => startPostgresServer(options),
-      catch: (error) => (error instanceof Error ? error : new Error(String(error)))
-    }),
-    (server) => Effect.promise(() => server.close())
-  )
-
-/** The hooks `usePostgresServer` registers (pass vitest's own, so this file also loads outside vitest). */
-export interface Hooks {
-  readonly beforeAll: (fn: () => Promise<void>, timeout?: number) => void
-  readonly afterAll: (fn: () => Promise<void>, timeout?: number) => void
-}
+  scopedServer(() => startPostgresServer(options))
 
 /**
- * Registers `beforeAll` / `afterAll` hooks starting one cluster for a test file, and
+ * Registers `beforeAll` / `afterAll` hooks starting one server for a test file, and
  * returns a getter for it: `const server = usePostgresServer({ beforeAll, afterAll })`.
  */
-export const usePostgresServer = (hooks: Hooks, options: StartOptions = {}): () => PostgresServer => {
-  let server: PostgresServer | undefined
-  hooks.beforeAll(async () => {
-    server = await startPostgresServer(options)
-  }, 120_000)
-  hooks.afterAll(async () => {
-    await server?.close()
-  }, 60_000)
-  return () => {
-    if (server === undefined) throw new Error("the PostgreSQL server of this file has not started")
-    return server
-  }
-}
+export const usePostgresServer = (hooks: Hooks, options: StartOptions = {}): () => PostgresServer =>
+  useServer(hooks, "PostgreSQL server", () => startPostgresServer(options), { start: 120_000, stop: 60_000 })

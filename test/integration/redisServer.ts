@@ -15,6 +15,8 @@ import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
+import { freePort, type Hooks, scopedServer, spawnWatchdog, useServer } from "./serverLifecycle.js"
+export { freePort, type Hooks } from "./serverLifecycle.js"
 
 export interface RedisServer {
   readonly host: string
@@ -81,19 +83,6 @@ export const findRedisServer = (paths: ReadonlyArray<string> = candidates()): st
   throw new Error("redis-server not found: apt-get install -y redis-server")
 }
 
-/** A port that was free a moment ago: bind port 0 on loopback, read it, close. */
-export const freePort = (host = "127.0.0.1"): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not find a free port"))))
-    })
-  })
-
 /** Sends a raw PING and resolves `true` when `+PONG` comes back within `timeoutMillis`. */
 const ping = (host: string, port: number, timeoutMillis: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -137,23 +126,8 @@ const installExitHook = () => {
  * when this process dies in any way, SIGKILL included, where no exit hook runs: no server
  * outlives the tests.
  */
-const watchdog = (pid: number, dir: string): ChildProcess | undefined => {
-  try {
-    // The directory is passed as an argument ($1), never spliced into the script.
-    const script = `read _ignored; kill -9 ${pid} 2>/dev/null; sleep 0.2; rm -rf -- "$1"`
-    const guard = spawn("/bin/sh", ["-c", script, "redis-watchdog", dir], { stdio: ["pipe", "ignore", "ignore"] })
-    guard.on("error", () => {
-      // no shell: the exit hook still covers normal exits
-    })
-    guard.unref()
-    const stdin = guard.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null
-    stdin?.on("error", () => undefined)
-    stdin?.unref?.()
-    return guard
-  } catch {
-    return undefined
-  }
-}
+const watchdog = (pid: number, dir: string): ChildProcess | undefined =>
+  spawnWatchdog("redis-watchdog", `kill -9 ${pid} 2>/dev/null; sleep 0.2; rm -rf -- "$1"`, [dir])
 
 /** Starts a `redis-server` on a free loopback port and waits until it answers PING. */
 export const startRedisServer = async (options: StartOptions = {}): Promise<RedisServer> => {
@@ -309,38 +283,14 @@ export const startRedisServer = async (options: StartOptions = {}): Promise<Redi
 
 /**
  * A server as an Effect scoped resource: started on acquisition, stopped when the scope
- * closes (whether the test passed or failed). Fails with the "not found" message when
- * `redis-server` is missing.
+ * closes (whether the test passed or failed).
  */
 export const redisServer = (options: StartOptions = {}): Effect.Effect<RedisServer, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => startRedisServer(options),
-      catch: (error) => (error instanceof Error ? error : new Error(String(error)))
-    }),
-    (server) => Effect.promise(() => server.close())
-  )
-
-/** The hooks `useRedisServer` registers (pass vitest's own, so this file also loads outside vitest). */
-export interface Hooks {
-  readonly beforeAll: (fn: () => Promise<void>, timeout?: number) => void
-  readonly afterAll: (fn: () => Promise<void>, timeout?: number) => void
-}
+  scopedServer(() => startRedisServer(options))
 
 /**
  * Registers `beforeAll` / `afterAll` hooks starting one server for a test file, and
  * returns a getter for it: `const server = useRedisServer({ beforeAll, afterAll })`.
  */
-export const useRedisServer = (hooks: Hooks, options: StartOptions = {}): () => RedisServer => {
-  let server: RedisServer | undefined
-  hooks.beforeAll(async () => {
-    server = await startRedisServer(options)
-  })
-  hooks.afterAll(async () => {
-    await server?.close()
-  })
-  return () => {
-    if (server === undefined) throw new Error("the Redis server of this file has not started")
-    return server
-  }
-}
+export const useRedisServer = (hooks: Hooks, options: StartOptions = {}): () => RedisServer =>
+  useServer(hooks, "Redis server", () => startRedisServer(options))
