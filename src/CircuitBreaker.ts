@@ -127,6 +127,7 @@ export interface Metrics {
   readonly stateChanges: number
   /** Probes running now (HalfOpen only). */
   readonly probesInFlight: number
+  /** Time since the breaker last reported a transition (isolations included). */
   readonly timeInState: Duration.Duration
   /** The duration of the current (or, when closed, the next) open period. */
   readonly openDuration: Duration.Duration
@@ -152,8 +153,8 @@ export {
   /**
    * The failure a protected call fails with when the breaker does not run it:
    * `breaker` (name), `retryAfter` (zero when a retry is allowed now; what remains of the
-   * open period for `Open`; the longest a busy probe may still hold its permit, or zero
-   * when turned away by `recoveryFactor`, for `HalfOpenFull`; infinite for `ForcedOpen`) and
+   * open period for `Open`; for `HalfOpenFull`, the time until the earliest busy probe's
+   * permit expires (zero when turned away by `recoveryFactor`); infinite for `ForcedOpen`) and
    * `reason`.
    *
    * @since 0.1.0

@@ -579,6 +579,33 @@ describe("CircuitBreaker", () => {
         expect(yield* breaker.state).toBe("Closed")
         expect(yield* succeed(breaker)).toBe("ok")
       }))
+    it.effect("a passing health check does not move an isolated breaker", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-health"), failureThreshold: 1, resetTimeout: "1 minute" })
+        yield* fail(breaker)
+        const scope = yield* Scope.make()
+        yield* Scope.extend(breaker.isolate, scope)
+        yield* breaker.halfOpen
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("timeInState counts from the last state the breaker reported, isolations included", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-time"), failureThreshold: 1 })
+        yield* fail(breaker)
+        yield* TestClock.adjust("10 seconds")
+        const scope = yield* Scope.make()
+        yield* Scope.extend(breaker.isolate, scope)
+        yield* TestClock.adjust("3 seconds")
+        expect(Duration.toMillis((yield* breaker.metrics).timeInState)).toBe(3_000)
+        yield* Scope.close(scope, Exit.void)
+        yield* TestClock.adjust("2 seconds")
+        const metrics = yield* breaker.metrics
+        expect(metrics.state).toBe("Open")
+        expect(Duration.toMillis(metrics.timeInState)).toBe(2_000)
+      }))
+
     it.effect("isolating makes a probe in flight late and gives its permit back", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-probe"), failureThreshold: 1, resetTimeout: "1 second" })

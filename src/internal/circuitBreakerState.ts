@@ -63,6 +63,7 @@ export interface State {
   readonly status: Status
   /** Changes on every change of what a call sees; calls admitted in an older epoch are late. */
   readonly epoch: number
+  /** When the state that callers see (`visible`) began. */
   readonly enteredAt: number
   readonly openUntil: number
   /** Duration of the current (Open, HalfOpen) or last open period, in ms. */
@@ -240,6 +241,7 @@ const transition = (
   events.push({ seq: next.seq, from, to, at, reason })
   return {
     ...next,
+    enteredAt: at,
     seq: next.seq + 1,
     stats: { ...next.stats, stateChanges: next.stats.stateChanges + 1 }
   }
@@ -250,7 +252,6 @@ const toOpen = (state: State, at: number, reason: Reason, events: Array<Transiti
     ...state,
     status: "Open",
     epoch: state.epoch + 1,
-    enteredAt: at,
     openUntil: at + state.nextOpenDelay,
     openDuration: state.nextOpenDelay,
     opens: state.opens + 1,
@@ -264,7 +265,6 @@ const toHalfOpen = (state: State, at: number, reason: Reason, events: Array<Tran
     ...state,
     status: "HalfOpen",
     epoch: state.epoch + 1,
-    enteredAt: at,
     probes: [],
     halfOpenSuccesses: 0,
     recoveryCredit: 1
@@ -281,7 +281,6 @@ const toClosed = (
     ...state,
     status,
     epoch: state.epoch + 1,
-    enteredAt: at,
     opens: 0,
     drawToken: state.drawToken + 1,
     probes: [],
@@ -539,7 +538,6 @@ export const command = (state: State, command: Command, now: number): readonly [
           ...current,
           status: "ForcedOpen",
           epoch: current.epoch + 1,
-          enteredAt: now,
           probes: [],
           halfOpenSuccesses: 0
         }, now, "ForceOpen", events),
@@ -568,8 +566,9 @@ export const command = (state: State, command: Command, now: number): readonly [
       const released: State = { ...current, isolations: current.isolations - 1, epoch: current.epoch + 1, probes: [] }
       return result(undefined, transition(current, released, now, "IsolationReleased", events), events, undefined)
     }
+    // An isolated breaker shows ForcedOpen: a health check has nothing to move.
     case "HealthCheckPassed":
-      return current.status === "Open"
+      return visible(current) === "Open"
         ? result(undefined, toHalfOpen(current, now, "HealthCheckPassed", events), events, undefined)
         : result(undefined, current, events, undefined)
   }
