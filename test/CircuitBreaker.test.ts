@@ -47,6 +47,10 @@ const recordChanges = (breaker: CircuitBreaker.CircuitBreaker) =>
     return Effect.zipRight(Effect.repeatN(Effect.yieldNow(), 20), Ref.get(seen))
   })
 
+/** A provider read like the environment: `_` separates the name from the option. */
+const env = (entries: ReadonlyArray<readonly [string, string]>) =>
+  ConfigProvider.fromMap(new Map(entries), { pathDelim: "_" })
+
 const transitions = (changes: ReadonlyArray<CircuitBreaker.StateChange>) =>
   changes.map((c) => `${c.from}->${c.to}:${c.reason}`)
 
@@ -120,7 +124,11 @@ describe("CircuitBreaker", () => {
   describe("open", () => {
     it.effect("rejects at once without running the effect, with retryAfter what remains", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("open"), failureThreshold: 1, resetTimeout: "60 seconds" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("open"),
+          failureThreshold: 1,
+          resetTimeout: "60 seconds"
+        })
         yield* fail(breaker)
         yield* TestClock.adjust("15 seconds")
         const runs = yield* Ref.make(0)
@@ -140,7 +148,11 @@ describe("CircuitBreaker", () => {
 
     it.scoped("becomes HalfOpen lazily once the open duration has passed, with no timer", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("lazy"), failureThreshold: 1, resetTimeout: "10 seconds" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("lazy"),
+          failureThreshold: 1,
+          resetTimeout: "10 seconds"
+        })
         const read = yield* recordChanges(breaker)
         yield* fail(breaker)
         // No sleeping fiber: nothing would keep a process alive.
@@ -537,7 +549,8 @@ describe("CircuitBreaker", () => {
         yield* breaker.reset
         const metrics = yield* breaker.metrics
         expect(metrics.state).toBe("Closed")
-        expect([metrics.totalCalls, metrics.failedCalls, metrics.rejectedCalls, metrics.windowCalls]).toEqual([0, 0, 0, 0])
+        expect([metrics.totalCalls, metrics.failedCalls, metrics.rejectedCalls, metrics.windowCalls])
+          .toEqual([0, 0, 0, 0])
         yield* fail(breaker)
         expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(1_000)
       }))
@@ -581,7 +594,11 @@ describe("CircuitBreaker", () => {
       }))
     it.effect("a passing health check does not move an isolated breaker", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-health"), failureThreshold: 1, resetTimeout: "1 minute" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("isolate-health"),
+          failureThreshold: 1,
+          resetTimeout: "1 minute"
+        })
         yield* fail(breaker)
         const scope = yield* Scope.make()
         yield* Scope.extend(breaker.isolate, scope)
@@ -608,7 +625,11 @@ describe("CircuitBreaker", () => {
 
     it.effect("isolating makes a probe in flight late and gives its permit back", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("isolate-probe"), failureThreshold: 1, resetTimeout: "1 second" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("isolate-probe"),
+          failureThreshold: 1,
+          resetTimeout: "1 second"
+        })
         yield* fail(breaker)
         yield* TestClock.adjust("1 second")
         const probe = yield* inFlight(breaker)
@@ -627,7 +648,11 @@ describe("CircuitBreaker", () => {
   describe("reads", () => {
     it.effect("state, metrics.state and isCallPermitted agree and take no permit", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("reads"), failureThreshold: 1, resetTimeout: "1 second" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("reads"),
+          failureThreshold: 1,
+          resetTimeout: "1 second"
+        })
         yield* fail(breaker)
         yield* TestClock.adjust("1 second")
         for (let i = 0; i < 5; i++) {
@@ -672,7 +697,11 @@ describe("CircuitBreaker", () => {
   describe("health checks", () => {
     it.scoped("probe the dependency while open and move to HalfOpen when a check succeeds", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health"), failureThreshold: 1, resetTimeout: "5 minutes" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("health"),
+          failureThreshold: 1,
+          resetTimeout: "5 minutes"
+        })
         const checks = yield* Ref.make(0)
         const healthy = yield* Ref.make(false)
         const check = Effect.flatMap(Ref.updateAndGet(checks, (n) => n + 1), () =>
@@ -693,10 +722,15 @@ describe("CircuitBreaker", () => {
 
     it.scoped("stops probing when its scope closes", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health-scope"), failureThreshold: 1, resetTimeout: "1 hour" })
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("health-scope"),
+          failureThreshold: 1,
+          resetTimeout: "1 hour"
+        })
         const checks = yield* Ref.make(0)
         const scope = yield* Scope.make()
-        yield* CircuitBreaker.withHealthCheck(breaker, { check: Ref.update(checks, (n) => n + 1).pipe(Effect.zipRight(Effect.fail("down"))), interval: "1 second" }).pipe(
+        const check = Ref.update(checks, (n) => n + 1).pipe(Effect.zipRight(Effect.fail("down")))
+        yield* CircuitBreaker.withHealthCheck(breaker, { check, interval: "1 second" }).pipe(
           Scope.extend(scope)
         )
         yield* fail(breaker)
@@ -743,7 +777,10 @@ describe("CircuitBreaker", () => {
           [{ name: "x", window: { _tag: "Count", size: 0 } }, "window.size"],
           [{ name: "x", window: { _tag: "Time", duration: 0 } }, "window.duration"],
           [{ name: "x", window: { _tag: "Sliding" } as any }, "window"],
-          [{ name: "x", resetTimeout: "1 second", openSchedule: Schedule.spaced("1 second") }, "resetTimeout, openSchedule"],
+          [
+            { name: "x", resetTimeout: "1 second", openSchedule: Schedule.spaced("1 second") },
+            "resetTimeout, openSchedule"
+          ],
           [{ name: "x", openSchedule: Schedule.stop }, "openSchedule"]
         ]
         for (const [options, field] of cases) {
@@ -784,14 +821,14 @@ describe("CircuitBreaker", () => {
     it.effect("fromConfig names the field and the variable of an invalid value", () =>
       Effect.gen(function*() {
         const outOfRange = yield* CircuitBreaker.fromConfig("db").pipe(
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DB_FAILURE_RATE_THRESHOLD", "2"]]), { pathDelim: "_" })),
+          Effect.withConfigProvider(env([["DB_FAILURE_RATE_THRESHOLD", "2"]])),
           Effect.flip
         )
         expect(outOfRange._tag).toBe("InvalidOptions")
         expect(outOfRange.message).toContain("failureRateThreshold")
         expect(outOfRange.message).toContain("DB_FAILURE_RATE_THRESHOLD")
         const notANumber = yield* CircuitBreaker.fromConfig("db").pipe(
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DB_FAILURE_THRESHOLD", "many"]]), { pathDelim: "_" })),
+          Effect.withConfigProvider(env([["DB_FAILURE_THRESHOLD", "many"]])),
           Effect.flip
         )
         expect(notANumber._tag).toBe("InvalidOptions")
@@ -858,7 +895,12 @@ describe("CircuitBreaker", () => {
         })
         const name = uniqueName("logs")
         yield* Effect.gen(function*() {
-          const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 1, resetTimeout: "1 second", successThreshold: 1 })
+          const breaker = yield* CircuitBreaker.make({
+            name,
+            failureThreshold: 1,
+            resetTimeout: "1 second",
+            successThreshold: 1
+          })
           yield* fail(breaker)
           yield* TestClock.adjust("1 second")
           yield* succeed(breaker)

@@ -9,6 +9,7 @@ import * as Ref from "effect/Ref"
 import type * as Bulkhead from "../Bulkhead.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
+import { counter } from "./metric.js"
 
 /** @internal */
 export const TypeId: Bulkhead.TypeId = Symbol.for("effect-resilience/Bulkhead") as Bulkhead.TypeId
@@ -112,10 +113,7 @@ const activeGauge = Metric.gauge("effect_resilience_bulkhead_active", {
 const queuedGauge = Metric.gauge("effect_resilience_bulkhead_queued", {
   description: "Calls waiting for a bulkhead"
 })
-const rejectedCounter = Metric.counter("effect_resilience_bulkhead_rejected_total", {
-  description: "Calls rejected by a full bulkhead",
-  incremental: true
-})
+const rejectedCounter = counter("effect_resilience_bulkhead_rejected_total", "Calls rejected by a full bulkhead")
 
 const maxQueueCheck = options.integerAtLeastOrInfinity(0)
 

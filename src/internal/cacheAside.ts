@@ -17,6 +17,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import { Cache } from "./cacheService.js"
 import * as options_ from "./options.js"
 import { decodeFailures } from "./typedCache.js"
+import { counter } from "./metric.js"
 
 const MODULE = "CacheAside"
 
@@ -25,30 +26,18 @@ export const defaultStaleIfError: Duration.Duration = Duration.hours(1)
 
 /** @internal */
 export const metrics = {
-  hits: Metric.counter("effect_resilience_cache_aside_hits_total", {
-    description: "Reads answered by a fresh cached value",
-    incremental: true
-  }),
-  misses: Metric.counter("effect_resilience_cache_aside_misses_total", {
-    description: "Reads that found no fresh cached value",
-    incremental: true
-  }),
-  loads: Metric.counter("effect_resilience_cache_aside_loads_total", {
-    description: "Runs of the loader (one per single-flight group)",
-    incremental: true
-  }),
-  loadFailures: Metric.counter("effect_resilience_cache_aside_load_failures_total", {
-    description: "Runs of the loader that failed",
-    incremental: true
-  }),
-  staleServed: Metric.counter("effect_resilience_cache_aside_stale_served_total", {
-    description: "Failed loads answered with a stale cached value",
-    incremental: true
-  }),
-  cacheErrors: Metric.counter("effect_resilience_cache_aside_cache_errors_total", {
-    description: "Cache reads and writes that failed and were treated as misses or skipped",
-    incremental: true
-  })
+  hits: counter("effect_resilience_cache_aside_hits_total", "Reads answered by a fresh cached value"),
+  misses: counter("effect_resilience_cache_aside_misses_total", "Reads that found no fresh cached value"),
+  loads: counter("effect_resilience_cache_aside_loads_total", "Runs of the loader (one per single-flight group)"),
+  loadFailures: counter("effect_resilience_cache_aside_load_failures_total", "Runs of the loader that failed"),
+  staleServed: counter(
+    "effect_resilience_cache_aside_stale_served_total",
+    "Failed loads answered with a stale cached value"
+  ),
+  cacheErrors: counter(
+    "effect_resilience_cache_aside_cache_errors_total",
+    "Cache reads and writes that failed and were treated as misses or skipped"
+  )
 } as const
 
 interface Stored<A> {

@@ -25,6 +25,7 @@ import { CircuitBreakerOpen } from "./circuitBreakerOpen.js"
 import * as Machine from "./circuitBreakerState.js"
 import * as Options from "./options.js"
 import * as Window from "./window.js"
+import { counter } from "./metric.js"
 
 /** @internal */
 export const TypeId: CB.TypeId = Symbol.for("effect-resilience/CircuitBreaker") as CB.TypeId
@@ -41,15 +42,15 @@ export const stateGauge = Metric.gauge("effect_resilience_circuit_breaker_state"
   description: "Circuit breaker state: 0 closed, 1 half-open, 2 open (forced states report as closed / open)"
 })
 /** @internal */
-export const callsCounter = Metric.counter("effect_resilience_circuit_breaker_calls_total", {
-  description: "Calls through a circuit breaker, by outcome: success, failure, rejected, ignored, interrupted, slow",
-  incremental: true
-})
+export const callsCounter = counter(
+  "effect_resilience_circuit_breaker_calls_total",
+  "Calls through a circuit breaker, by outcome: success, failure, rejected, ignored, interrupted, slow"
+)
 /** @internal */
-export const stateChangesCounter = Metric.counter("effect_resilience_circuit_breaker_state_changes_total", {
-  description: "Circuit breaker state changes, by target state",
-  incremental: true
-})
+export const stateChangesCounter = counter(
+  "effect_resilience_circuit_breaker_state_changes_total",
+  "Circuit breaker state changes, by target state"
+)
 /** @internal */
 export const durationHistogram = Metric.histogram(
   "effect_resilience_circuit_breaker_call_duration_ms",
@@ -126,7 +127,13 @@ export const resolveOptions = <E>(options: CB.CircuitBreaker.Options<E>): Either
       Options.integerAtLeast(1),
       1
     )
-    const minimumCalls = yield* Options.field(MODULE, "minimumCalls", options.minimumCalls, Options.integerAtLeast(1), 10)
+    const minimumCalls = yield* Options.field(
+      MODULE,
+      "minimumCalls",
+      options.minimumCalls,
+      Options.integerAtLeast(1),
+      10
+    )
     const recoveryFactor = yield* Options.field(
       MODULE,
       "recoveryFactor",
@@ -174,7 +181,12 @@ export const resolveOptions = <E>(options: CB.CircuitBreaker.Options<E>): Either
     const resetTimeout = yield* Options.duration(MODULE, "resetTimeout", options.resetTimeout, Duration.seconds(60))
     if (options.openSchedule !== undefined && !Schedule.isSchedule(options.openSchedule)) {
       return yield* Either.left(
-        new InvalidOptions({ module: MODULE, field: "openSchedule", expected: "a Schedule", received: options.openSchedule })
+        new InvalidOptions({
+          module: MODULE,
+          field: "openSchedule",
+          expected: "a Schedule",
+          received: options.openSchedule
+        })
       )
     }
     if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
@@ -240,7 +252,9 @@ const resolveWindow = (window: CB.Window | undefined): Either.Either<Machine.Con
 
 const messageOf = (error: unknown): string => {
   if (hasProperty(error, "message") && typeof error.message === "string") {
-    return hasProperty(error, "_tag") && typeof error._tag === "string" ? `${error._tag}: ${error.message}` : error.message
+    return hasProperty(error, "_tag") && typeof error._tag === "string"
+      ? `${error._tag}: ${error.message}`
+      : error.message
   }
   try {
     return String(error)
@@ -300,7 +314,10 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
             // Already inside the mask: release runs uninterruptibly on every exit of the call.
             const run = Effect.matchCauseEffect(restore(effect), {
               onFailure: (cause) =>
-                Effect.zipRight(this.release(decision, Exit.failCause(cause), clock, startedAt), Effect.failCause(cause)),
+                Effect.zipRight(
+                  this.release(decision, Exit.failCause(cause), clock, startedAt),
+                  Effect.failCause(cause)
+                ),
               onSuccess: (value) => Effect.as(this.release(decision, Exit.void, clock, startedAt), value)
             })
             return effects === noEffects ? run : Effect.zipRight(this.apply(effects, startedAt), run)
@@ -612,7 +629,12 @@ export const withHealthCheck = dual<
   ) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>
 >(2, (breaker, options) =>
   Effect.gen(function*() {
-    const interval = yield* Options.duration("CircuitBreaker.withHealthCheck", "interval", options.interval, Duration.zero)
+    const interval = yield* Options.duration(
+      "CircuitBreaker.withHealthCheck",
+      "interval",
+      options.interval,
+      Duration.zero
+    )
     const tick = Effect.flatMap(breaker.state, (state) =>
       state === "Open"
         ? options.check.pipe(

@@ -426,6 +426,10 @@ const count = (
   )
 }
 
+/** Counts an outcome in the lifetime counters only: it changes nothing else. */
+const uncounted = (s: State, outcome: Outcome, slow: boolean, now: number, message: string): State =>
+  withStats(s, count(s.stats, outcome, slow, now, message, undefined))
+
 /** Why a Closed breaker must open now, if it must. */
 const tripReason = (state: State, outcome: Outcome, now: number, config: Config): Reason | undefined => {
   if (outcome === "failure" && state.stats.consecutiveFailures >= config.failureThreshold) return "FailureThreshold"
@@ -461,13 +465,13 @@ export const record = (
   const current = observe(state, now, events)
   if (admission.epoch !== current.epoch) {
     // A late result: it started under a state that has since changed.
-    return result(undefined, withStats(current, count(current.stats, outcome, slow, now, failureMessage, undefined)), events, undefined)
+    return result(undefined, uncounted(current, outcome, slow, now, failureMessage), events, undefined)
   }
   switch (current.status) {
     case "Closed":
     case "ForcedClosed": {
       if (outcome === "ignored" || outcome === "interrupted") {
-        return result(undefined, withStats(current, count(current.stats, outcome, slow, now, failureMessage, undefined)), events, undefined)
+        return result(undefined, uncounted(current, outcome, slow, now, failureMessage), events, undefined)
       }
       const flags = (outcome === "failure" ? Window.FAILURE : 0) | (slow ? Window.SLOW : 0)
       const next = withWindowStats(
@@ -511,7 +515,7 @@ export const record = (
     }
     default:
       // Open and ForcedOpen admit nothing, so an admission of the current epoch cannot end there.
-      return result(undefined, withStats(current, count(current.stats, outcome, slow, now, failureMessage, undefined)), events, undefined)
+      return result(undefined, uncounted(current, outcome, slow, now, failureMessage), events, undefined)
   }
 }
 
@@ -557,7 +561,13 @@ export const command = (state: State, command: Command, now: number): readonly [
     case "Isolate":
       return result(
         undefined,
-        transition(current, { ...current, isolations: current.isolations + 1, epoch: current.epoch + 1, probes: [] }, now, "Isolated", events),
+        transition(
+          current,
+          { ...current, isolations: current.isolations + 1, epoch: current.epoch + 1, probes: [] },
+          now,
+          "Isolated",
+          events
+        ),
         events,
         undefined
       )

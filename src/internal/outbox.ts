@@ -26,6 +26,7 @@ import * as options_ from "./options.js"
 import * as Journal from "./outboxJournal.js"
 import { ResilientSql } from "./sql.js"
 import { DatabaseError } from "./sqlErrors.js"
+import { counter } from "./metric.js"
 
 const MODULE = "Outbox"
 
@@ -61,30 +62,21 @@ export const metrics = {
   oldestAge: Metric.gauge("effect_resilience_outbox_oldest_age_seconds", {
     description: "Age of the oldest waiting entry, in seconds (0 when empty), as of the last change or read"
   }),
-  queued: Metric.counter("effect_resilience_outbox_queued_total", {
-    description: "Writes appended to the outbox's journal",
-    incremental: true
-  }),
-  written: Metric.counter("effect_resilience_outbox_written_total", {
-    description: "Writes applied to the database directly, without the journal",
-    incremental: true
-  }),
-  replayed: Metric.counter("effect_resilience_outbox_replayed_total", {
-    description: "Journal entries applied to the database by the replay",
-    incremental: true
-  }),
-  refused: Metric.counter("effect_resilience_outbox_refused_total", {
-    description: "Writes refused because the outbox was full",
-    incremental: true
-  }),
-  alreadyApplied: Metric.counter("effect_resilience_outbox_already_applied_total", {
-    description: "Entries found already applied (their key recorded) and not applied again",
-    incremental: true
-  }),
-  deadLettered: Metric.counter("effect_resilience_outbox_dead_lettered_total", {
-    description: "Journal entries the database refused (constraint, syntax), kept as dead letters",
-    incremental: true
-  })
+  queued: counter("effect_resilience_outbox_queued_total", "Writes appended to the outbox's journal"),
+  written: counter(
+    "effect_resilience_outbox_written_total",
+    "Writes applied to the database directly, without the journal"
+  ),
+  replayed: counter("effect_resilience_outbox_replayed_total", "Journal entries applied to the database by the replay"),
+  refused: counter("effect_resilience_outbox_refused_total", "Writes refused because the outbox was full"),
+  alreadyApplied: counter(
+    "effect_resilience_outbox_already_applied_total",
+    "Entries found already applied (their key recorded) and not applied again"
+  ),
+  deadLettered: counter(
+    "effect_resilience_outbox_dead_lettered_total",
+    "Journal entries the database refused (constraint, syntax), kept as dead letters"
+  )
 } as const
 
 // -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
-import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as RateLimiter from "effect/RateLimiter"
 import * as Ref from "effect/Ref"
@@ -12,6 +11,7 @@ import type * as Scope from "effect/Scope"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import * as options from "./options.js"
+import { counter } from "./metric.js"
 
 /** @internal */
 export const TypeId: RateLimit.TypeId = Symbol.for("effect-resilience/RateLimit") as RateLimit.TypeId
@@ -97,10 +97,10 @@ export const takeWindow = (
 // Effect shell
 // -----------------------------------------------------------------------------
 
-const rejectedCounter = Metric.counter("effect_resilience_rate_limit_rejected_total", {
-  description: "Calls rejected by a rate limiter in reject mode",
-  incremental: true
-})
+const rejectedCounter = counter(
+  "effect_resilience_rate_limit_rejected_total",
+  "Calls rejected by a rate limiter in reject mode"
+)
 
 const algorithmCheck: options.Check<"token-bucket" | "fixed-window"> = options.check(
   Schema.Literal("token-bucket", "fixed-window"),

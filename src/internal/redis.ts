@@ -18,6 +18,7 @@ import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 import * as codec from "./redisCodec.js"
 import { toCacheError } from "./redisErrors.js"
+import { counter } from "./metric.js"
 
 const moduleName = "Cache.layerRedis"
 
@@ -202,10 +203,10 @@ const describeServer = (options: Validated): string => {
 const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, "\\$&")
 
 /** @internal */
-export const corruptPayloads = Metric.counter("effect_resilience_cache_corrupt_payloads_total", {
-  description: "Values read from Redis that could not be decoded and were served as misses",
-  incremental: true
-})
+export const corruptPayloads = counter(
+  "effect_resilience_cache_corrupt_payloads_total",
+  "Values read from Redis that could not be decoded and were served as misses"
+)
 
 /**
  * The ioredis options the layer runs with: our bounded-failure defaults, then the user's

@@ -16,6 +16,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RC from "../ResilientCache.js"
 import { Cache, CacheError } from "./cacheService.js"
 import * as options_ from "./options.js"
+import { counter } from "./metric.js"
 
 const moduleName = "ResilientCache"
 
@@ -49,22 +50,19 @@ export const isBackendFailure = (error: CacheError): boolean =>
 // -----------------------------------------------------------------------------
 
 /** @internal */
-export const hits = Metric.counter("effect_resilience_cache_hits_total", {
-  description: "Cache reads that found a value, by cache and source (primary, memory)",
-  incremental: true
-})
+export const hits = counter(
+  "effect_resilience_cache_hits_total",
+  "Cache reads that found a value, by cache and source (primary, memory)"
+)
 
 /** @internal */
-export const misses = Metric.counter("effect_resilience_cache_misses_total", {
-  description: "Cache reads that found no value, by cache",
-  incremental: true
-})
+export const misses = counter("effect_resilience_cache_misses_total", "Cache reads that found no value, by cache")
 
 /** @internal */
-export const fallbacks = Metric.counter("effect_resilience_cache_fallbacks_total", {
-  description: "Cache operations answered by their fallback, by cache, operation and cause",
-  incremental: true
-})
+export const fallbacks = counter(
+  "effect_resilience_cache_fallbacks_total",
+  "Cache operations answered by their fallback, by cache, operation and cause"
+)
 
 type Operation = CacheError["operation"]
 type FallbackCause = RC.FallbackCause

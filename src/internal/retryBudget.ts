@@ -2,13 +2,13 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type { BudgetOptions, RetryBudget, RetryBudgetTypeId } from "../Retry.js"
 import * as options from "./options.js"
+import { counter } from "./metric.js"
 
 /** @internal */
 export const TypeId: RetryBudgetTypeId = Symbol.for("effect-resilience/RetryBudget") as RetryBudgetTypeId
@@ -110,10 +110,10 @@ const nonNegative = options.check(
 )
 
 /** @internal */
-export const refusedCounter = Metric.counter("effect_resilience_retry_budget_refused_total", {
-  description: "Retries refused by a retry budget",
-  incremental: true
-})
+export const refusedCounter = counter(
+  "effect_resilience_retry_budget_refused_total",
+  "Retries refused by a retry budget"
+)
 
 /** @internal */
 export const make = (input: BudgetOptions = {}): Effect.Effect<RetryBudget, InvalidOptions> =>

@@ -5,12 +5,13 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as CacheModule from "../Cache.js"
 import { Cache } from "./cacheService.js"
+import { counter } from "./metric.js"
 
 /** @internal */
-export const decodeFailures = Metric.counter("effect_resilience_cache_decode_failures_total", {
-  description: "Cached payloads that did not decode with the typed view's schema and were treated as misses",
-  incremental: true
-})
+export const decodeFailures = counter(
+  "effect_resilience_cache_decode_failures_total",
+  "Cached payloads that did not decode with the typed view's schema and were treated as misses"
+)
 
 /** @internal */
 export const makeTyped = <A, I, R>(
