@@ -23,6 +23,7 @@ import * as Stream from "effect/Stream"
 import type { FlakyDependency, Phase, PlacedPhase } from "./flaky.js"
 import * as Flaky from "./flaky.js"
 import { CircuitBreaker } from "effect-resilience"
+import { bold, cyan, dim, green, red, seconds, yellow } from "./terminal.js"
 
 // -----------------------------------------------------------------------------
 // The scenario
@@ -128,16 +129,7 @@ const traffic = (
 // Printing
 // -----------------------------------------------------------------------------
 
-const color = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
-const paint = (code: string) => (text: string): string => color ? `\u001b[${code}m${text}\u001b[0m` : text
-const bold = paint("1")
-const dim = paint("2")
-const green = paint("32")
-const red = paint("31")
-const yellow = paint("33")
-const cyan = paint("36")
 
-const seconds = (millis: number, digits = 2): string => `${(millis / 1000).toFixed(digits)} s`
 
 const stateColor = (state: CircuitBreaker.State): (text: string) => string =>
   state === "Closed" || state === "ForcedClosed" ? green : state === "HalfOpen" ? yellow : red

@@ -23,6 +23,7 @@ import type { CircuitBreaker } from "effect-resilience"
 import { layerRedisConfig } from "effect-resilience/Cache/Redis"
 import type { Outcome, Phase, RequestRecord, Result, Second } from "./queryService.js"
 import * as QueryService from "./queryService.js"
+import { bold, cyan, dim, green, ms, percent, red, seconds, yellow } from "./terminal.js"
 
 // -----------------------------------------------------------------------------
 // The backend
@@ -72,18 +73,7 @@ const backend: Backend<unknown> = redisUrl === undefined || redisUrl.trim() === 
 // Printing
 // -----------------------------------------------------------------------------
 
-const color = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
-const paint = (code: string) => (text: string): string => color ? `\u001b[${code}m${text}\u001b[0m` : text
-const bold = paint("1")
-const dim = paint("2")
-const green = paint("32")
-const red = paint("31")
-const yellow = paint("33")
-const cyan = paint("36")
 
-const seconds = (millis: number, digits = 2): string => `${(millis / 1000).toFixed(digits)} s`
-const ms = (millis: number): string => `${millis < 10 ? millis.toFixed(1) : Math.round(millis)} ms`
-const percent = (fraction: number): string => `${(fraction * 100).toFixed(1)}%`
 
 const stateColor = (state: CircuitBreaker.State): (text: string) => string =>
   state === "Closed" || state === "ForcedClosed" ? green : state === "HalfOpen" ? yellow : red

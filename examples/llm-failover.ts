@@ -16,11 +16,8 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as Schedule from "effect/Schedule"
-import type * as Client from "./llm/client.js"
 import * as Scenario from "./llm/scenario.js"
 import type * as Server from "./llm/server.js"
-import { Retry } from "effect-resilience"
 
 const timeline: Server.Timeline = {
   alpha: [
@@ -44,23 +41,6 @@ const timeline: Server.Timeline = {
   ]
 }
 
-const provider = (name: string): Client.ProviderConfig => ({
-  name,
-  timeout: "1500 millis",
-  breaker: { failureThreshold: 3, successThreshold: 2, resetTimeout: "2 seconds" },
-  retry: {
-    schedules: {
-      // 500s, resets and timeouts: two quick retries.
-      Transient: Retry.backoff({ base: "50 millis", max: "500 millis", maxRetries: 2 }),
-      // 429: one retry, never before its Retry-After.
-      Degraded: Retry.backoff({ base: "250 millis", max: "2 seconds", maxRetries: 1 }),
-      Persistent: Schedule.stop
-    },
-    // Waiting longer than this (an open breaker, a long Retry-After) is worse than failing over.
-    maxRetryAfter: "1 second"
-  }
-})
-
 const pad = (value: string | number, width: number) => String(value).padStart(width)
 
 const program = Effect.gen(function*() {
@@ -68,7 +48,7 @@ const program = Effect.gen(function*() {
   yield* Console.log("a request every 100 ms for 20 s; each request may take up to 6 s, failover included\n")
   const report = yield* Scenario.run({
     timeline,
-    providers: [provider("alpha"), provider("beta"), provider("gamma")],
+    providers: [Scenario.provider("alpha"), Scenario.provider("beta"), Scenario.provider("gamma")],
     requests: 200,
     interval: "100 millis",
     deadline: "6 seconds",

@@ -13,12 +13,33 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Client from "./client.js"
 import * as Server from "./server.js"
 import { Wire } from "./wire.js"
-import { Timeout } from "effect-resilience"
+import { Retry, Timeout } from "effect-resilience"
 import type { CircuitBreaker, InvalidOptions } from "effect-resilience"
+
+/**
+ * How the example's client calls each provider: a 1.5 s timeout per attempt; a breaker that
+ * opens after 3 failures and probes after 2 s; two quick retries for 500s, resets and
+ * timeouts; one retry for a 429, never before its Retry-After; and no wait longer than a
+ * second (an open breaker, a long Retry-After), since failing over is better.
+ */
+export const provider = (name: string): Client.ProviderConfig => ({
+  name,
+  timeout: "1500 millis",
+  breaker: { failureThreshold: 3, successThreshold: 2, resetTimeout: "2 seconds" },
+  retry: {
+    schedules: {
+      Transient: Retry.backoff({ base: "50 millis", max: "500 millis", maxRetries: 2 }),
+      Degraded: Retry.backoff({ base: "250 millis", max: "2 seconds", maxRetries: 1 }),
+      Persistent: Schedule.stop
+    },
+    maxRetryAfter: "1 second"
+  }
+})
 
 export interface ScenarioOptions {
   /** What each provider does, and when. */

@@ -1,10 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Option, Random, Schedule, TestClock } from "effect"
-import type * as Client from "../../examples/llm/client.js"
+import { Chunk, Clock, Effect, Fiber, Option, Random, TestClock } from "effect"
 import * as Scenario from "../../examples/llm/scenario.js"
 import type * as Server from "../../examples/llm/server.js"
 import { Wire } from "../../examples/llm/wire.js"
-import * as Retry from "../../src/Retry.js"
 
 /**
  * The scenario runs for real over loopback HTTP, with every `Clock` read and sleep (server
@@ -36,21 +34,7 @@ const drive = <A, E>(fiber: Fiber.Fiber<A, E>, wire: Wire) =>
     }
   })
 
-const provider = (name: string): Client.ProviderConfig => ({
-  name,
-  timeout: "1500 millis",
-  breaker: { failureThreshold: 3, successThreshold: 2, resetTimeout: "2 seconds" },
-  retry: {
-    schedules: {
-      Transient: Retry.backoff({ base: "50 millis", max: "500 millis", maxRetries: 2 }),
-      Degraded: Retry.backoff({ base: "250 millis", max: "2 seconds", maxRetries: 1 }),
-      Persistent: Schedule.stop
-    },
-    maxRetryAfter: "1 second"
-  }
-})
-
-const providers = [provider("alpha"), provider("beta"), provider("gamma")] as const
+const providers = [Scenario.provider("alpha"), Scenario.provider("beta"), Scenario.provider("gamma")] as const
 
 /** Runs the scenario on the TestClock with a seeded Random. */
 const runOnTestClock = (timeline: Server.Timeline, requests: number) =>
