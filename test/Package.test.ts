@@ -6,8 +6,8 @@ import { fileURLToPath } from "node:url"
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const src = join(root, "src")
 
-/** Every module specifier imported at run time (type-only imports excluded). */
-const runtimeImports = (file: string): Array<string> => {
+/** Every module specifier imported at run time when the file loads (type-only and lazy imports excluded). */
+const staticImports = (file: string): Array<string> => {
   // Comments go first: JSDoc examples import the package by name.
   const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
   const specifiers: Array<string> = []
@@ -16,18 +16,23 @@ const runtimeImports = (file: string): Array<string> => {
     if (match[2] === undefined) specifiers.push(match[3]!)
   }
   for (const match of text.matchAll(/^\s*import\s+["']([^"']+)["']/gm)) specifiers.push(match[1]!)
-  for (const match of text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)) specifiers.push(match[1]!)
   return specifiers
 }
 
+/** Modules a file loads lazily, with `import("...")`, only when a function of it runs. */
+const lazyImports = (file: string): Array<string> => {
+  const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
+  return [...text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)].map((match) => match[1]!)
+}
+
 /** The packages an entry point loads, following relative imports through src/. */
-const packagesLoadedBy = (entry: string): Set<string> => {
+const packagesLoadedBy = (entry: string, imports = staticImports): Set<string> => {
   const seen = new Set<string>()
   const packages = new Set<string>()
   const visit = (file: string) => {
     if (seen.has(file)) return
     seen.add(file)
-    for (const specifier of runtimeImports(file)) {
+    for (const specifier of imports(file)) {
       if (specifier.startsWith(".")) {
         visit(resolve(dirname(file), specifier.replace(/\.js$/, ".ts")))
       } else {
@@ -49,6 +54,15 @@ describe("package", () => {
   it("the core entry point loads effect alone", () => {
     const loaded = packagesLoadedBy(join(src, "index.ts"))
     expect([...loaded].filter((name) => !name.startsWith("node:")).sort()).toEqual(["effect"])
+  })
+
+  it("what the core loads lazily (Cache.layerRedis) loads only peer dependencies", () => {
+    const peers = new Set(Object.keys(packageJson.peerDependencies))
+    const lazy = packagesLoadedBy(join(src, "index.ts"), (file) => [...staticImports(file), ...lazyImports(file)])
+    expect(lazy.has("ioredis")).toBe(true)
+    for (const name of lazy) {
+      if (!name.startsWith("node:")) expect(peers.has(name), `the core lazily loads ${name}`).toBe(true)
+    }
   })
 
   it("every subpath export exists and loads only peer dependencies", () => {

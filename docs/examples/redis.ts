@@ -86,3 +86,6 @@ export const saveProfile = (id: string, profile: string) =>
           : Effect.logDebug(`profile ${id} not cached: ${error.reason}`))
     )
   }).pipe(Effect.provide(RedisLive))
+
+// The same layer from the main entry point, loaded when it is built.
+export const fromCore = ResilientCache.layer().pipe(Layer.provide(Cache.layerRedis({ url: "redis://localhost:6379" })))

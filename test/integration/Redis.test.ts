@@ -10,6 +10,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { afterAll, beforeAll } from "vitest"
+import * as CacheModule from "../../src/Cache.js"
 import { Cache, CacheError } from "../../src/Cache.js"
 import * as RedisCache from "../../src/Cache/Redis.js"
 import { findRedisServer, redisServer, type RedisServer, useRedisServer } from "./redisServer.js"
@@ -55,6 +56,19 @@ describe("redis-server harness", () => {
 })
 
 describe("layerRedis", () => {
+  it.live("Cache.layerRedis of the core module loads the Redis layer when built", () =>
+    Effect.gen(function*() {
+      const target = server()
+      const value = yield* Effect.gen(function*() {
+        const cache = yield* Cache
+        yield* cache.set("core-entry", "hello")
+        return yield* cache.get("core-entry")
+      }).pipe(Effect.provide(CacheModule.layerRedis({ url: target.url, prefix: "core:" })))
+      expect(value).toEqual(Option.some("hello"))
+      const stored = yield* Effect.promise(() => target.admin("GET", "core:core-entry"))
+      expect(stored).toBe("hello")
+    }))
+
   it.live("stores, reads, misses and deletes under the key prefix", () =>
     Effect.gen(function*() {
       const cache = yield* cacheOn(server(), { prefix: "basic:" })
