@@ -292,6 +292,23 @@ export const suite: Suite = {
         reachedAfterOpening,
         "reads"
       )
+      // The same figures for both runs over the frozen server.
+      const frozenFigures = (
+        id: string,
+        label: string,
+        run: { readonly frozen: typeof plain.frozen; readonly reachedServer: number }
+      ): ReadonlyArray<Figure> => [
+        figure(`${id}.p50`, `frozen, ${label}: p50 read latency`, median(latencies(run.frozen)), "ms"),
+        figure(`${id}.p99`, `frozen, ${label}: p99 read latency`, percentile(latencies(run.frozen), 0.99), "ms"),
+        figure(`${id}.reads`, `frozen, ${label}: reads`, run.frozen.length, "reads"),
+        figure(
+          `${id}.errors`,
+          `frozen, ${label}: reads that failed`,
+          run.frozen.filter((r) => r.outcome === "error").length,
+          "reads"
+        ),
+        figure(`${id}.reachedServer`, `frozen, ${label}: reads that reached the server`, run.reachedServer, "reads")
+      ]
       const figures: ReadonlyArray<Figure> = [
         figure("healthy.p50", "running server, plain: p50 read latency", median(latencies(plain.healthy)), "ms"),
         figure(
@@ -300,46 +317,8 @@ export const suite: Suite = {
           percentile(latencies(plain.healthy), 0.99),
           "ms"
         ),
-        figure("plain.p50", "frozen, without the breaker: p50 read latency", median(latencies(plain.frozen)), "ms"),
-        figure(
-          "plain.p99",
-          "frozen, without the breaker: p99 read latency",
-          percentile(latencies(plain.frozen), 0.99),
-          "ms"
-        ),
-        figure("plain.reads", "frozen, without the breaker: reads", plain.frozen.length, "reads"),
-        figure(
-          "plain.errors",
-          "frozen, without the breaker: reads that failed",
-          plain.frozen.filter((r) => r.outcome === "error").length,
-          "reads"
-        ),
-        figure(
-          "plain.reachedServer",
-          "frozen, without the breaker: reads that reached the server",
-          plain.reachedServer,
-          "reads"
-        ),
-        figure("breaker.p50", "frozen, with the breaker: p50 read latency", median(latencies(resilient.frozen)), "ms"),
-        figure(
-          "breaker.p99",
-          "frozen, with the breaker: p99 read latency",
-          percentile(latencies(resilient.frozen), 0.99),
-          "ms"
-        ),
-        figure("breaker.reads", "frozen, with the breaker: reads", resilient.frozen.length, "reads"),
-        figure(
-          "breaker.errors",
-          "frozen, with the breaker: reads that failed",
-          resilient.frozen.filter((r) => r.outcome === "error").length,
-          "reads"
-        ),
-        figure(
-          "breaker.reachedServer",
-          "frozen, with the breaker: reads that reached the server",
-          resilient.reachedServer,
-          "reads"
-        ),
+        ...frozenFigures("plain", "without the breaker", plain),
+        ...frozenFigures("breaker", "with the breaker", resilient),
         figure("breaker.openedAt", "with the breaker: opened after", openedAt, "ms"),
         figure(
           "breaker.beforeOpening.reachedServer",

@@ -19,6 +19,17 @@ import * as Cache from "../src/Cache.js"
 import * as CacheAside from "../src/CacheAside.js"
 import * as Chaos from "../src/Chaos.js"
 
+/** A loader that counts its runs and waits for `gate`, answering `value-<run>`. */
+const gatedLoad = Effect.gen(function*() {
+  const runs = yield* Ref.make(0)
+  const gate = yield* Deferred.make<void>()
+  const load = Ref.updateAndGet(runs, (n) => n + 1).pipe(
+    Effect.zipLeft(Deferred.await(gate)),
+    Effect.map((n) => `value-${n}`)
+  )
+  return { gate, load, runs }
+})
+
 class SourceDown extends Data.TaggedError("SourceDown")<{ readonly attempt: number }> {}
 
 const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
@@ -89,12 +100,7 @@ describe("CacheAside.get", () => {
 
   it.effect("100 concurrent misses for one key run load exactly once and all get its value", () =>
     Effect.gen(function*() {
-      const runs = yield* Ref.make(0)
-      const gate = yield* Deferred.make<void>()
-      const load = Ref.updateAndGet(runs, (n) => n + 1).pipe(
-        Effect.zipLeft(Deferred.await(gate)),
-        Effect.map((n) => `value-${n}`)
-      )
+      const { gate, load, runs } = yield* gatedLoad
       const aside = yield* CacheAside.make({ ttl: "1 minute" })
       const before = yield* counters
       const fibers = yield* Effect.forEach(
@@ -154,12 +160,7 @@ describe("CacheAside.get", () => {
 
   it.effect("an interrupted leader does not strand its followers", () =>
     Effect.gen(function*() {
-      const runs = yield* Ref.make(0)
-      const gate = yield* Deferred.make<void>()
-      const load = Ref.updateAndGet(runs, (n) => n + 1).pipe(
-        Effect.zipLeft(Deferred.await(gate)),
-        Effect.map((n) => `value-${n}`)
-      )
+      const { gate, load, runs } = yield* gatedLoad
       const aside = yield* CacheAside.make({ ttl: "1 minute" })
       const leader = yield* Effect.fork(aside.get("k", load))
       yield* Effect.yieldNow()
