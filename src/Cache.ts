@@ -82,6 +82,32 @@ export interface CacheService {
   readonly delete: (key: string) => Effect.Effect<boolean, CacheError>
   /** Removes every key starting with `prefix`; the number of entries removed. */
   readonly invalidate: (prefix: string) => Effect.Effect<number, CacheError>
+  /**
+   * Optional: the value under `key` with its remaining time to live, in one round trip.
+   * A backend that offers it lets a copy of the entry in another tier (the memory fallback
+   * of `ResilientCache`) expire when the entry does.
+   */
+  readonly getWithTtl?: ((key: string) => Effect.Effect<Option.Option<Entry>, CacheError>) | undefined
+  /** Optional: the TTL of a `set` that gives none, when the backend has one. */
+  readonly defaultTtl?: Duration.Duration | undefined
+  /**
+   * Optional: a bound the backend itself puts on every `get`, `set` and `delete` (they fail
+   * with reason `"Timeout"` after at most this long), so a wrapper need not race them
+   * against a timer of its own.
+   */
+  readonly commandTimeout?: Duration.Duration | undefined
+}
+
+/**
+ * A stored value with its remaining time to live (`Duration.infinity` when it never
+ * expires), as answered by `getWithTtl`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry {
+  readonly value: string
+  readonly ttl: Duration.Duration
 }
 
 /**

@@ -323,20 +323,40 @@ export const make = (
       Effect.tryPromise({ try: run, catch: (error) => toCacheError(operation, key, error, applied) })
 
     const get = (key: string): Effect.Effect<Option.Option<string>, CacheError> =>
-      Effect.flatMap(command("get", key, () => client.getBuffer(fullKey(key))), (payload) => {
-        if (payload === null) return Effect.succeedNone
-        const decoded = codec.decode(payload, maxValueSize)
-        if (Either.isRight(decoded)) return Effect.succeedSome(decoded.right)
-        // A value we cannot read is a miss: the caller recomputes and overwrites it. It
-        // must not fail the request, nor count against the server's health.
-        return Metric.increment(corruptCounter).pipe(
-          Effect.zipRight(
-            Effect.logWarning(`Redis cache: unreadable value under "${key}" served as a miss: ${decoded.left.detail}`)
-              .pipe(Effect.annotateLogs(annotations))
-          ),
-          Effect.as(Option.none())
-        )
-      })
+      Effect.flatMap(
+        command("get", key, () => client.getBuffer(fullKey(key))),
+        (payload) => decodePayload(key, payload)
+      )
+
+    // GET and PTTL in one MULTI: one round trip, and the TTL is the one of the value read.
+    const getWithTtl = (key: string): Effect.Effect<Option.Option<CacheModule.Entry>, CacheError> =>
+      Effect.flatMap(
+        command("get", key, () => client.multi().getBuffer(fullKey(key)).pttl(fullKey(key)).exec()),
+        (replies) => {
+          const failed = replies === null ? new Error("MULTI aborted") : replies.find(([error]) => error !== null)?.[0]
+          if (failed !== undefined && failed !== null) return Effect.fail(toCacheError("get", key, failed))
+          const ttl = replies![1]![1] as number
+          return Effect.map(decodePayload(key, replies![0]![1] as Buffer | null), (value) =>
+            Option.isNone(value) || ttl === -2
+              ? Option.none()
+              : Option.some({ value: value.value, ttl: ttl < 0 ? Duration.infinity : Duration.millis(ttl) }))
+        }
+      )
+
+    const decodePayload = (key: string, payload: Buffer | null): Effect.Effect<Option.Option<string>> => {
+      if (payload === null) return Effect.succeedNone
+      const decoded = codec.decode(payload, maxValueSize)
+      if (Either.isRight(decoded)) return Effect.succeedSome(decoded.right)
+      // A value we cannot read is a miss: the caller recomputes and overwrites it. It
+      // must not fail the request, nor count against the server's health.
+      return Metric.increment(corruptCounter).pipe(
+        Effect.zipRight(
+          Effect.logWarning(`Redis cache: unreadable value under "${key}" served as a miss: ${decoded.left.detail}`)
+            .pipe(Effect.annotateLogs(annotations))
+        ),
+        Effect.as(Option.none())
+      )
+    }
 
     const set = (key: string, value: string, setOptions?: CacheModule.SetOptions): Effect.Effect<void, CacheError> =>
       Effect.suspend(() => {
@@ -391,7 +411,16 @@ export const make = (
         return removed
       })
 
-    return { get, set, delete: delete_, invalidate }
+    const declaredTimeout = client.options.commandTimeout
+    return {
+      get,
+      getWithTtl,
+      set,
+      delete: delete_,
+      invalidate,
+      defaultTtl: validated.ttl,
+      commandTimeout: typeof declaredTimeout === "number" ? Duration.millis(declaredTimeout) : undefined
+    }
   })
 
 /** @internal */
