@@ -368,6 +368,8 @@ export const makeCache = (
 
     const service: CacheModule.CacheService = {
       get: (key) => inject("get", key, Effect.suspend(() => cache.get(key))),
+      getWithTtl: cache.getWithTtl && ((key) => inject("get", key, Effect.suspend(() => cache.getWithTtl!(key)))),
+      defaultTtl: cache.defaultTtl,
       set: (key, value, setOptions) => inject("set", key, Effect.suspend(() => cache.set(key, value, setOptions))),
       delete: (key) => inject("delete", key, Effect.suspend(() => cache.delete(key))),
       invalidate: (prefix) => inject("invalidate", prefix, Effect.suspend(() => cache.invalidate(prefix)))

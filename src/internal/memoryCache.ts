@@ -82,6 +82,19 @@ export const unsafeMake = (options: ValidatedOptions): CacheModule.MemoryCache =
       return Either.right(Option.some(entry.value))
     })
 
+  const getWithTtl = (key: string): Effect.Effect<Option.Option<CacheModule.Entry>> =>
+    withNow((now) => {
+      const entry = entries.get(key)
+      if (entry === undefined) return Either.right(Option.none())
+      entries.delete(key)
+      if (entry.expiresAt <= now) return Either.right(Option.none())
+      entries.set(key, entry)
+      const remaining = entry.expiresAt === Number.POSITIVE_INFINITY
+        ? Duration.infinity
+        : Duration.millis(entry.expiresAt - now)
+      return Either.right(Option.some({ value: entry.value, ttl: remaining }))
+    })
+
   const set = (key: string, value: string, setOptions?: CacheModule.SetOptions): Effect.Effect<void, CacheError> =>
     withNow<void, CacheError>((now) => {
       const millis = ttlMillis(key, setOptions?.ttl, ttl)
@@ -121,5 +134,5 @@ export const unsafeMake = (options: ValidatedOptions): CacheModule.MemoryCache =
     return Either.right(entries.size)
   })
 
-  return { get, set, delete: delete_, invalidate, size }
+  return { get, getWithTtl, set, delete: delete_, invalidate, size, defaultTtl: ttl }
 }
