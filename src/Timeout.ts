@@ -37,8 +37,11 @@ export interface TimeoutOptions {
  * is empty.
  *
  * The operation runs in a fiber of its own, started synchronously: one that completes
- * without suspending pays for no timer and no race. As with `Fiber.await`, `FiberRef`
- * changes made inside the operation stay with it.
+ * before it first yields or suspends pays for no timer and no race. Any other operation
+ * races the deadline and takes turns with the other fibers, so one that never waits on I/O
+ * (`Effect.forever(Effect.sync(f))`, a loop of `Effect.yieldNow()`, a long `Effect.forEach`)
+ * is timed out like any other. As with `Fiber.await`, `FiberRef` changes made inside the
+ * operation stay with it.
  *
  * @example
  * ```ts

@@ -83,7 +83,7 @@ describe("Timeout.timeout", () => {
     Effect.gen(function*() {
       const result = yield* Effect.succeed(21).pipe(
         Effect.map((n) => n * 2),
-        Effect.zipLeft(Effect.yieldNow()),
+        Effect.zipLeft(Effect.sync(() => "side effect")),
         Timeout.timeout("1 second", { operation: "sync" })
       )
       expect(result).toBe(42)
@@ -124,6 +124,101 @@ describe("Timeout.timeout", () => {
         return yield* Effect.clockWith((clock) => clock.currentTimeMillis).pipe(Timeout.timeout("1 second"))
       })
       expect(clockTime).toBe(123_456)
+    }))
+
+  it.effect("times out Effect.forever(Effect.sync(...)) at its deadline and stops it", () =>
+    Effect.gen(function*() {
+      let steps = 0
+      const fiber = yield* Effect.forever(Effect.sync(() => steps++)).pipe(
+        Timeout.timeout("100 millis", { operation: "spin" }),
+        Effect.flip,
+        Effect.fork
+      )
+      yield* advance(99)
+      expect(fiber.unsafePoll()).toBeNull()
+      expect(steps).toBeGreaterThan(0)
+      yield* advance(1)
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("TimeoutError")
+      expect(error.operation).toBe("spin")
+      // Interrupted: it no longer runs.
+      const after = steps
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
+      expect(steps).toBe(after)
+    }))
+
+  it.effect("times out a loop of Effect.yieldNow() before it ends", () =>
+    Effect.gen(function*() {
+      let steps = 0
+      const loop = Effect.gen(function*() {
+        for (let i = 0; i < 100_000; i++) {
+          steps++
+          yield* Effect.yieldNow()
+        }
+        return "finished"
+      })
+      const fiber = yield* loop.pipe(Timeout.timeout("100 millis"), Effect.either, Effect.fork)
+      yield* advance(100)
+      const result = yield* Fiber.join(fiber)
+      expect(result._tag).toBe("Left")
+      expect(steps).toBeGreaterThan(0)
+      expect(steps).toBeLessThan(100_000)
+    }))
+
+  it.effect("other fibers keep running while a large synchronous forEach runs under a timeout", () =>
+    Effect.gen(function*() {
+      let other = 0
+      let otherSeenDuringForEach = 0
+      const ticker = yield* Effect.fork(Effect.forever(Effect.sync(() => other++)))
+      const result = yield* Effect.forEach(
+        Array.from({ length: 20_000 }, (_, i) => i),
+        (i) => Effect.sync(() => {
+          otherSeenDuringForEach = other
+          return i
+        })
+      ).pipe(Timeout.timeout("1 minute", { operation: "forEach" }))
+      yield* Fiber.interrupt(ticker)
+      expect(result).toHaveLength(20_000)
+      expect(result[19_999]).toBe(19_999)
+      // The ticker ran between the forEach's steps: the operation yielded to it.
+      expect(otherSeenDuringForEach).toBeGreaterThan(0)
+    }))
+
+  it.live("times out a spinning operation on the real clock, and timers of other fibers still fire", () =>
+    Effect.gen(function*() {
+      let timerFired = false
+      yield* Effect.fork(Effect.zipRight(Effect.sleep("20 millis"), Effect.sync(() => (timerFired = true))))
+      const error = yield* Effect.forever(Effect.sync(() => Math.sqrt(2))).pipe(
+        Timeout.timeout("100 millis", { operation: "spin" }),
+        Effect.flip
+      )
+      expect(error._tag).toBe("TimeoutError")
+      expect(timerFired).toBe(true)
+    }))
+
+  it.effect("nested timeouts: the inner deadline interrupts a spinning operation", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forever(Effect.yieldNow()).pipe(
+        Timeout.timeout("100 millis", { operation: "inner" }),
+        Timeout.timeout("1 second", { operation: "outer" }),
+        Effect.flip,
+        Effect.fork
+      )
+      yield* advance(100)
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("TimeoutError")
+      expect(error.operation).toBe("inner")
+    }))
+
+  it.effect("an operation that yields once and then completes still returns its value", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.succeed(21).pipe(
+        Effect.zipLeft(Effect.yieldNow()),
+        Effect.map((n) => n * 2),
+        Timeout.timeout("1 second", { operation: "yields" })
+      )
+      expect(result).toBe(42)
     }))
 
   it("throws InvalidOptions for a limit that is not a positive duration or an empty operation name", () => {

@@ -73,14 +73,45 @@ export const timeout = dual<
 )
 
 /**
+ * The scheduler of an operation's fiber: the operation runs synchronously until it first
+ * yields (`Effect.yieldNow`, `Effect.forever`, a long run of steps reaching the fiber's
+ * operation budget); the task of that yield is held, and handed to the caller's scheduler
+ * once the caller has armed the deadline. From then on, every task goes to the caller's
+ * scheduler: the operation takes turns with the other fibers and can be interrupted.
+ */
+class FirstYieldScheduler implements Scheduler.Scheduler {
+  private held: Array<readonly [Scheduler.Task, number, Fiber.RuntimeFiber<unknown, unknown> | undefined]> | undefined =
+    []
+  constructor(private readonly next: Scheduler.Scheduler) {}
+  shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
+    return this.next.shouldYield(fiber)
+  }
+  scheduleTask(task: Scheduler.Task, priority: number, fiber?: Fiber.RuntimeFiber<unknown, unknown>): void {
+    if (this.held === undefined) this.next.scheduleTask(task, priority, fiber)
+    else this.held.push([task, priority, fiber])
+  }
+  /** Hands the held tasks over: the operation now runs on the caller's scheduler. */
+  release(): void {
+    const held = this.held
+    this.held = undefined
+    if (held === undefined) return
+    for (let i = 0; i < held.length; i++) {
+      const [task, priority, fiber] = held[i]!
+      this.next.scheduleTask(task, priority, fiber)
+    }
+  }
+}
+
+/**
  * Runs `self` with a deadline `millis` from now, interrupting it when the deadline passes.
  *
- * The operation runs in a fiber of its own, started and run synchronously as far as it
- * goes: an operation that completes without suspending (a cache hit, a fallback value, a
- * guard) never pays for a timer or a race. Only an operation that suspends races the
- * deadline on the `Clock`; when it loses, it is interrupted and awaited (its finalizers have
- * run when `TimeoutError` is returned). As with `Fiber.await`, `FiberRef` changes made by
- * the operation stay with it: joining them back would cost more than the rest of the call.
+ * The operation runs in a fiber of its own, started synchronously and run as far as its
+ * first yield or suspension: an operation that completes before either (a cache hit, a
+ * fallback value, a guard) never pays for a timer or a race. Any other operation races the
+ * deadline on the `Clock`, taking turns with every other fiber (a loop that never waits on
+ * I/O included); when it loses, it is interrupted and awaited (its finalizers have run when
+ * `TimeoutError` is returned). As with `Fiber.await`, `FiberRef` changes made by the
+ * operation stay with it: joining them back would cost more than the rest of the call.
  */
 const timed = <A, E, R>(
   self: Effect.Effect<A, E, R>,
@@ -95,12 +126,14 @@ const timed = <A, E, R>(
         fiberRefs: parent.getFiberRefs(),
         runtimeFlags: status.runtimeFlags
       })
-      const scheduler = new Scheduler.SyncScheduler()
+      const scheduler = new FirstYieldScheduler(parent.currentScheduler)
       const fiber = Runtime.runFork(runtime)(self, { scheduler })
-      scheduler.flush()
       const exit = fiber.unsafePoll()
       if (exit !== null) return exit
       const remaining = Math.max(0, millis - (clock.unsafeCurrentTimeMillis() - startedAt))
+      // The operation's next turn runs on the caller's scheduler, after the caller has armed
+      // the deadline below (scheduled tasks run once the running fiber gives up the thread).
+      scheduler.release()
       return Effect.onInterrupt(
         Effect.flatMap(
           Effect.timeoutOption(Fiber.await(fiber), Duration.millis(remaining)),
