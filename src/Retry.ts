@@ -98,7 +98,8 @@ export const backoff: (options?: BackoffOptions) => Schedule.Schedule<Duration.D
  * - `Transient`: Node connection errors (`ECONNREFUSED`, `ECONNRESET`, `EPIPE`, `ETIMEDOUT`,
  *   `EHOSTUNREACH`, ...), timeouts (`TimeoutError` of `Timeout`, Effect's `TimeoutException`),
  *   HTTP 5xx, 408 and 425, an `HttpClientError` transport failure, `CircuitBreakerOpen`
- *   (never retried before its `retryAfter`), PostgreSQL connection and serialization errors.
+ *   (which `policy` does not retry unless `waitOutOpenBreaker`, and then never before its
+ *   `retryAfter`), PostgreSQL connection and serialization errors.
  * - `Degraded`: HTTP 429, Redis `OOM` and `BUSY`, `RateLimitExceeded`, `BulkheadFull`,
  *   `EMFILE`; and any error it does not know.
  * - `Persistent`: `ENOTFOUND`, Redis `LOADING`, `MASTERDOWN`, `READONLY`.
@@ -348,14 +349,24 @@ export interface PolicyOptions<E = unknown, R = never> {
    * rather than wait (default: no limit; an infinite wait is never retried).
    */
   readonly maxRetryAfter?: Duration.DurationInput | undefined
+  /**
+   * What a breaker's rejection (`CircuitBreakerOpen`, or an error caused by one) does. By
+   * default (`false`) it ends the retries at once, with no wait: an open breaker means "do
+   * not wait for this dependency", so the caller reaches its fallback now. `true` opts in to
+   * waiting out the rejection's `retryAfter` (within `maxRetryAfter`; a breaker forced open
+   * is never waited for) and retrying on its class's schedule, for a caller that would rather
+   * wait for the dependency than answer without it.
+   */
+  readonly waitOutOpenBreaker?: boolean | undefined
 }
 
 /**
  * A retry policy by error class, as a function from effect to effect: each failure is
  * classified, `Fatal` ones fail at once, the others are retried on their class's schedule,
- * never sooner than the `retryAfter` they carry (the delay is the larger of the two). The
- * success path costs one `catchAll`. Throws `InvalidOptions` naming the field when an
- * option is invalid.
+ * never sooner than the `retryAfter` they carry (the delay is the larger of the two). A
+ * breaker's rejection (`CircuitBreakerOpen`) ends the retries at once, without waiting,
+ * unless `waitOutOpenBreaker` is set. The success path costs one `catchAll`. Throws
+ * `InvalidOptions` naming the field when an option is invalid.
  *
  * @example
  * ```ts

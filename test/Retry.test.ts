@@ -21,6 +21,7 @@ import {
 import * as FastCheck from "effect/FastCheck"
 import { ReplyError } from "ioredis"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as Fallback from "../src/Fallback.js"
 import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as Retry from "../src/Retry.js"
@@ -472,16 +473,42 @@ describe("Retry.policy", () => {
       expect(Exit.isFailure(exit)).toBe(true)
     }))
 
-  it.effect("waits out an open breaker's retryAfter, and never retries a forced-open one", () =>
+  it.effect("ends its retries at once on a breaker's rejection, whatever its class or retryAfter", () =>
+    Effect.gen(function*() {
+      for (const reason of ["Open", "HalfOpenFull", "ForcedOpen"] as const) {
+        for (const retryAfter of [Duration.zero, Duration.seconds(20), Duration.infinity]) {
+          const rejection = new CircuitBreakerOpen({ breaker: "db", retryAfter, reason })
+          const { attempts, effect } = yield* failing(rejection)
+          const retrying = Retry.policy({ schedules: { Transient: Schedule.recurs(5) } })
+          const fiber = yield* Effect.fork(retrying(effect))
+          yield* Effect.yieldNow()
+          // No clock time passes: the fiber is done without the clock moving.
+          const exit = fiber.unsafePoll()
+          expect(exit).toEqual(Exit.fail(rejection))
+          expect(yield* Ref.get(attempts)).toBe(1)
+        }
+      }
+      // Wrapped in a caller's error (as its cause), it still ends the retries.
+      const wrapped = new Custom({})
+      Object.assign(wrapped, {
+        cause: new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.zero, reason: "Open" })
+      })
+      const { attempts, effect } = yield* failing(wrapped)
+      yield* Effect.exit(Retry.policy({ schedules: { Degraded: Schedule.recurs(5) } })(effect))
+      expect(yield* Ref.get(attempts)).toBe(1)
+      expect(yield* TestClock.currentTimeMillis).toBe(0)
+    }))
+
+  it.effect("with waitOutOpenBreaker, waits out an open breaker's retryAfter, never a forced-open one", () =>
     Effect.gen(function*() {
       const open = new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(20), reason: "Open" })
       const opened = yield* failing(open)
-      const retrying = Retry.policy({ schedules: { Transient: Schedule.recurs(1) } })
+      const retrying = Retry.policy({ schedules: { Transient: Schedule.recurs(1) }, waitOutOpenBreaker: true })
       yield* timeline(retrying(opened.effect), opened.attempts, [[19_999, 1], [1, 2]])
 
       const forced = new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.infinity, reason: "ForcedOpen" })
       const forcedOpen = yield* failing(forced)
-      const exit = yield* Effect.exit(Retry.policy()(forcedOpen.effect))
+      const exit = yield* Effect.exit(Retry.policy({ waitOutOpenBreaker: true })(forcedOpen.effect))
       expect(yield* Ref.get(forcedOpen.attempts)).toBe(1)
       expect(exit).toEqual(Exit.fail(forced))
     }))
@@ -504,6 +531,7 @@ describe("Retry.policy", () => {
     expect(invalidField(() => Retry.policy({ classify: "yes" as never }))).toBe("classify")
     expect(invalidField(() => Retry.policy({ budget: {} as never }))).toBe("budget")
     expect(invalidField(() => Retry.policy({ maxRetryAfter: -1 }))).toBe("maxRetryAfter")
+    expect(invalidField(() => Retry.policy({ waitOutOpenBreaker: "yes" as never }))).toBe("waitOutOpenBreaker")
   })
 })
 
@@ -645,7 +673,64 @@ describe("Retry around a CircuitBreaker", () => {
       expect((yield* breaker.metrics).rejectedCalls).toBe(4)
     }))
 
-  it.effect("Retry.policy waits for the breaker's retryAfter, or gives up when it is beyond maxRetryAfter", () =>
+  it.effect("Retry.policy (Transient: recurs(6)), breaker of threshold 3: 3 runs, 1 rejection, no clock time", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: uniqueName("policy-around-breaker-fast"),
+        failureThreshold: 3,
+        resetTimeout: "60 seconds"
+      })
+      const { attempts: runs, effect: dependency } = yield* failing(nodeError("ECONNREFUSED"))
+      const attempts = yield* Ref.make(0)
+      const protectedCall = Effect.zipRight(Ref.update(attempts, (n) => n + 1), breaker.protect(dependency))
+      const retrying = Retry.policy({ schedules: { Transient: Schedule.recurs(6) } })
+      const fiber = yield* Effect.fork(retrying(protectedCall))
+      yield* Effect.yieldNow()
+      const exit = fiber.unsafePoll()
+      expect(exit).toEqual(Exit.fail(expect.any(CircuitBreakerOpen)))
+      expect(yield* Ref.get(runs)).toBe(3)
+      expect(yield* Ref.get(attempts)).toBe(4)
+      expect((yield* breaker.metrics).rejectedCalls).toBe(1)
+      expect(yield* TestClock.currentTimeMillis).toBe(0)
+    }))
+
+  it.effect("the README pipeline answers its fallback with no clock time passing while the breaker is open", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const fetchStock = (_sku: string): Effect.Effect<number, Error> =>
+        Effect.zipRight(Ref.update(calls, (n) => n + 1), Effect.fail(new Error("inventory down")))
+      const breaker = yield* CircuitBreaker.make({
+        name: uniqueName("inventory"),
+        failureThreshold: 5,
+        resetTimeout: "30 seconds"
+      })
+      const stock = (sku: string) =>
+        fetchStock(sku).pipe(
+          Timeout.timeout("2 seconds", { operation: "GET /stock" }),
+          CircuitBreaker.protect(breaker),
+          Retry.policy(),
+          Fallback.to(0)
+        )
+      // The first call meets the outage: its backoffs (Degraded) run until the breaker opens,
+      // then the rejection ends the retries at once.
+      const first = yield* Effect.fork(stock("sku-1"))
+      for (let i = 0; i < 60 && first.unsafePoll() === null; i++) yield* advance(1000)
+      expect(yield* Fiber.join(first)).toBe(0)
+      expect(yield* Ref.get(calls)).toBe(5)
+      expect(yield* breaker.state).toBe("Open")
+      // While it is open, every call answers 0 at once: no clock time passes, nothing runs.
+      const openedAt = yield* TestClock.currentTimeMillis
+      for (let i = 0; i < 3; i++) {
+        const fiber = yield* Effect.fork(stock(`sku-${i}`))
+        yield* Effect.yieldNow()
+        expect(fiber.unsafePoll()).toEqual(Exit.succeed(0))
+      }
+      expect(yield* TestClock.currentTimeMillis).toBe(openedAt)
+      expect(yield* Ref.get(calls)).toBe(5)
+      expect((yield* breaker.metrics).rejectedCalls).toBe(4)
+    }))
+
+  it.effect("with waitOutOpenBreaker, waits for the breaker's retryAfter, or gives up beyond maxRetryAfter", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         name: uniqueName("policy-around-breaker"),
@@ -657,14 +742,18 @@ describe("Retry around a CircuitBreaker", () => {
       const protectedCall = Effect.zipRight(Ref.update(attempts, (n) => n + 1), breaker.protect(dependency))
 
       // Unwilling to wait 60 s: three runs open the breaker, the 4th attempt is rejected and ends it.
-      const impatient = Retry.policy({ schedules: { Transient: Schedule.recurs(6) }, maxRetryAfter: "10 seconds" })
+      const impatient = Retry.policy({
+        schedules: { Transient: Schedule.recurs(6) },
+        maxRetryAfter: "10 seconds",
+        waitOutOpenBreaker: true
+      })
       const exit = yield* Effect.exit(impatient(protectedCall))
       expect(yield* Ref.get(runs)).toBe(3)
       expect(yield* Ref.get(attempts)).toBe(4)
       expect(exit).toEqual(Exit.fail(expect.any(CircuitBreakerOpen)))
 
       // Willing to wait: the next attempt comes exactly when the breaker lets a probe through.
-      const patient = Retry.policy({ schedules: { Transient: Schedule.recurs(1) } })
+      const patient = Retry.policy({ schedules: { Transient: Schedule.recurs(1) }, waitOutOpenBreaker: true })
       const fiber = yield* Effect.fork(patient(protectedCall))
       yield* advance(0)
       expect(yield* Ref.get(attempts)).toBe(5)

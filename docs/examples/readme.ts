@@ -13,7 +13,7 @@ export const taste = Effect.gen(function*() {
     fetchStock(sku).pipe(
       Timeout.timeout("2 seconds", { operation: "GET /stock" }), // bounds each attempt
       CircuitBreaker.protect(breaker), // fails fast while the dependency is down
-      Retry.policy(), // retries by error class, never before Retry-After
+      Retry.policy(), // retries by error class; stops on an open breaker
       Fallback.to(0) // a last answer
     )
   return yield* stock("sku-1")

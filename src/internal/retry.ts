@@ -205,17 +205,37 @@ const CLASSES: ReadonlyArray<RetriedClass> = ["Transient", "Degraded", "Persiste
 
 type PolicyState = { readonly [K in RetriedClass]: unknown }
 
+const MAX_DEPTH = 5
+
 /**
- * The schedule of a policy: each error is classified; `Fatal` stops; otherwise the
- * schedule of its class (each class keeps its own state) decides, and the delay is raised
- * to the error's `retryAfter`, stopping when that is longer than `maxRetryAfter`.
+ * Whether the error is a breaker's rejection (`CircuitBreakerOpen`), or is caused by one.
+ *
+ * @internal
+ */
+export const isBreakerRejection = (error: unknown): boolean => {
+  let current = error
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    if (typeof current !== "object" || current === null) return false
+    if ((current as { readonly _tag?: unknown })._tag === "CircuitBreakerOpen") return true
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return false
+}
+
+/**
+ * The schedule of a policy: a breaker's rejection stops at once (an open breaker means "do
+ * not wait for this dependency") unless `waitOutOpenBreaker`; otherwise each error is
+ * classified; `Fatal` stops; otherwise the schedule of its class (each class keeps its own
+ * state) decides, and the delay is raised to the error's `retryAfter`, stopping when that is
+ * longer than `maxRetryAfter`.
  *
  * @internal
  */
 export const policySchedule = <E, R>(
   classifier: Classifier<E>,
   schedules: { readonly [K in RetriedClass]: Schedule.Schedule<unknown, E, R> | undefined },
-  maxRetryAfter: number
+  maxRetryAfter: number,
+  waitOutOpenBreaker = false
 ): Schedule.Schedule<Duration.Duration, E, R> => {
   const initial: PolicyState = {
     Transient: schedules.Transient?.initial,
@@ -224,6 +244,7 @@ export const policySchedule = <E, R>(
   }
   const stop = (state: PolicyState) => Effect.succeed([state, Duration.zero, ScheduleDecision.done] as const)
   return Schedule.makeWithState(initial, (now, error: E, state) => {
+    if (!waitOutOpenBreaker && isBreakerRejection(error)) return stop(state)
     const errorClass = classifier(error)
     if (errorClass === "Fatal") return stop(state)
     const schedule = schedules[errorClass]
@@ -254,6 +275,7 @@ export const validatePolicy = <E, R>(
     readonly schedules: { readonly [K in RetriedClass]: Schedule.Schedule<unknown, E, R> | undefined }
     readonly budget: RetryBudget | undefined
     readonly maxRetryAfter: number
+    readonly waitOutOpenBreaker: boolean
   },
   InvalidOptions
 > =>
@@ -303,13 +325,20 @@ export const validatePolicy = <E, R>(
         positive: false,
         finite: false
       })
+    const waitOutOpenBreaker = input.waitOutOpenBreaker ?? false
+    if (typeof waitOutOpenBreaker !== "boolean") {
+      return yield* Either.left(
+        new InvalidOptions({ module, field: "waitOutOpenBreaker", expected: "a boolean", received: waitOutOpenBreaker })
+      )
+    }
     const pick = (key: RetriedClass): Schedule.Schedule<unknown, E, R> | undefined =>
       given[key] ?? defaultSchedules[key]
     return {
       classify: input.classify ?? defaultClassify,
       schedules: { Transient: pick("Transient"), Degraded: pick("Degraded"), Persistent: pick("Persistent") },
       budget: retryBudget,
-      maxRetryAfter: Duration.toMillis(maxRetryAfter)
+      maxRetryAfter: Duration.toMillis(maxRetryAfter),
+      waitOutOpenBreaker
     }
   })
 
@@ -320,7 +349,7 @@ export const policy = <E = unknown, R = never>(
   const validated = validatePolicy(input)
   if (Either.isLeft(validated)) throw validated.left
   const config = validated.right
-  const base = policySchedule(config.classify, config.schedules, config.maxRetryAfter)
+  const base = policySchedule(config.classify, config.schedules, config.maxRetryAfter, config.waitOutOpenBreaker)
   const retryBudget = config.budget
   if (retryBudget === undefined) {
     return <A, E2 extends E, R2>(self: Effect.Effect<A, E2, R2>) =>
