@@ -211,6 +211,54 @@ describe("ResilientCache", () => {
       expect(memoryHits.count).toBe(3)
     }).pipe(Effect.scoped))
 
+  it.effect("a memory copy made by a read keeps the entry's remaining TTL: no expired entry during an outage", () =>
+    Effect.gen(function*() {
+      const base = yield* Cache.makeMemory()
+      const [faulty] = yield* Chaos.makeCache(base, { outages: [{ start: "1500 millis", duration: "10 minutes" }] })
+      const cache = yield* ResilientCache.fromCache(faulty, { name: "copy-ttl", memoryFallback: true })
+      // Written through the resilient cache, and written beside it: both live 1 second.
+      yield* cache.set("through", "a", { ttl: "1 second" })
+      yield* base.set("beside", "b", { ttl: "1 second" })
+      yield* TestClock.adjust("500 millis")
+      expect(yield* cache.get("through")).toEqual(Option.some("a"))
+      expect(yield* cache.get("beside")).toEqual(Option.some("b"))
+      // Still within their TTL during the outage (1.5 s): served from memory.
+      yield* TestClock.adjust("499 millis")
+      expect(yield* cache.get("beside")).toEqual(Option.some("b"))
+      yield* TestClock.adjust("1001 millis")
+      // 2 s: the outage is on and both entries have expired: the memory copy must not answer.
+      expect(yield* cache.get("through")).toEqual(Option.none())
+      expect(yield* cache.get("beside")).toEqual(Option.none())
+      expect((yield* cache.stats).memoryHits).toBe(0)
+    }).pipe(Effect.scoped))
+
+  it.effect("a memory copy keeps the remaining TTL down to the millisecond, and no TTL stays no TTL", () =>
+    Effect.gen(function*() {
+      const base = yield* Cache.makeMemory({ ttl: "1 hour" })
+      const [faulty] = yield* Chaos.makeCache(base, { outages: [{ start: "10 seconds", duration: "10 hours" }] })
+      const cache = yield* ResilientCache.fromCache(faulty, {
+        name: "copy-ttl-edge",
+        memoryFallback: { ttl: "1 minute" }
+      })
+      yield* base.set("short", "s", { ttl: "10001 millis" })
+      yield* base.set("forever", "f", { ttl: Duration.infinity })
+      // Set without a TTL through the resilient cache: the primary's default (1 hour), not memory's (1 minute).
+      yield* cache.set("default", "d")
+      expect(yield* cache.get("short")).toEqual(Option.some("s"))
+      expect(yield* cache.get("forever")).toEqual(Option.some("f"))
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* cache.get("short")).toEqual(Option.some("s"))
+      yield* TestClock.adjust("1 millis")
+      expect(yield* cache.get("short")).toEqual(Option.none())
+      // Past memory's own TTL (1 minute), within the primary's default (1 hour).
+      yield* TestClock.setTime(Duration.toMillis("2 minutes"))
+      expect(yield* cache.get("default")).toEqual(Option.some("d"))
+      yield* TestClock.setTime(Duration.toMillis("1 hour"))
+      expect(yield* cache.get("default")).toEqual(Option.none())
+      yield* TestClock.adjust("5 hours")
+      expect(yield* cache.get("forever")).toEqual(Option.some("f"))
+    }).pipe(Effect.scoped))
+
   it.effect("TooLarge and Protocol failures get the fallback but do not open the breaker", () =>
     Effect.gen(function*() {
       for (const reason of ["TooLarge", "Protocol"] as const) {

@@ -3,6 +3,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -170,6 +171,13 @@ const classify = (cause: Cause.Cause<CacheError | CircuitBreaker.CircuitBreakerO
   return error.reason === "Timeout" ? "Timeout" : "Failure"
 }
 
+/** Counts one update of `metric` with the fiber's ambient metric tags, and answers `value`. */
+const countThen = <A>(metric: Metric.Metric.Counter<number>, value: A): Effect.Effect<A> =>
+  Effect.withFiberRuntime((fiber) => {
+    metric.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+    return Effect.succeed(value)
+  })
+
 /** @internal */
 export const fromCache = (
   primary: CacheModule.CacheService,
@@ -184,6 +192,10 @@ export const fromCache = (
       : yield* CacheModule.makeMemory(validated.memory)
     const metrics = makeMetrics(name)
     const bounded = Duration.isFinite(timeout)
+    // A backend that bounds every single-key command itself (Redis' commandTimeout) within
+    // `timeout` needs no race against a timer of ours: that race forks two fibers per call.
+    const boundedByBackend = primary.commandTimeout !== undefined &&
+      Duration.lessThanOrEqualTo(primary.commandTimeout, timeout)
 
     const counters = { hits: 0, memoryHits: 0, misses: 0, fallbacks: 0 }
 
@@ -198,19 +210,10 @@ export const fromCache = (
       Effect.forkScoped
     )
 
-    /**
-     * Runs one operation of the primary cache through the breaker, bounded by `timeout`;
-     * any failure, rejection or defect is answered by `fallback`. Interruption of the
-     * caller is not swallowed.
-     */
-    const guarded = <A>(
-      operation: Operation,
-      key: string,
-      run: Effect.Effect<A, CacheError>,
-      fallback: Effect.Effect<A>
-    ): Effect.Effect<A> => {
-      const timed = bounded
-        ? Effect.timeoutFail(run, {
+    const timed = <A>(operation: Operation, key: string, run: Effect.Effect<A, CacheError>) =>
+      !bounded || (boundedByBackend && operation !== "invalidate")
+        ? run
+        : Effect.timeoutFail(run, {
           duration: timeout,
           onTimeout: () =>
             new CacheError({
@@ -221,84 +224,130 @@ export const fromCache = (
               cause: new Cause.TimeoutException(`no reply within ${Duration.format(timeout)}`)
             })
         })
-        : run
-      return breaker.protect(timed).pipe(
-        Effect.catchAllCause((cause) => {
-          if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-          counters.fallbacks++
-          return Metric.increment(metrics.fallback[operation][classify(cause)]).pipe(Effect.zipRight(fallback))
-        })
-      )
-    }
 
-    const countHit = (source: "primary" | "memory") =>
-      Effect.suspend(() => {
-        counters.hits++
-        if (source === "memory") counters.memoryHits++
-        return Metric.increment(source === "memory" ? metrics.memoryHit : metrics.primaryHit)
+    /**
+     * Runs one operation of the primary cache through the breaker, bounded by `timeout`;
+     * its value goes to `onSuccess`, and any failure, rejection or defect is answered by
+     * `fallback`. Interruption of the caller is not swallowed.
+     */
+    const guarded = <A, B>(
+      operation: Operation,
+      key: string,
+      run: Effect.Effect<A, CacheError>,
+      onSuccess: (value: A) => Effect.Effect<B>,
+      fallback: Effect.Effect<B>
+    ): Effect.Effect<B> =>
+      Effect.matchCauseEffect(breaker.protect(timed(operation, key, run)), {
+        onFailure: (cause) => {
+          if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+          counters.fallbacks++
+          return Effect.zipRight(countThen(metrics.fallback[operation][classify(cause)], undefined), fallback)
+        },
+        onSuccess
       })
 
-    const countMiss = Effect.suspend(() => {
-      counters.misses++
-      return Metric.increment(metrics.miss)
-    })
+    const answered = <A>(value: A): Effect.Effect<A> => Effect.succeed(value)
 
-    // The memory cache never fails but for a `set` with a TTL that is not positive, which
-    // the primary refuses too: its failures are not the caller's concern.
+    const countRead = (source: "primary" | "memory") =>
+    (value: Option.Option<string>): Effect.Effect<Option.Option<string>> => {
+      if (Option.isNone(value)) {
+        counters.misses++
+        return countThen(metrics.miss, value)
+      }
+      counters.hits++
+      if (source === "memory") {
+        counters.memoryHits++
+        return countThen(metrics.memoryHit, value)
+      }
+      return countThen(metrics.primaryHit, value)
+    }
+    const countPrimaryRead = countRead("primary")
+    const countMemoryRead = countRead("memory")
+
+    if (memory === undefined) {
+      const missed = Effect.suspend(() => countPrimaryRead(Option.none()))
+      const getPlain = (key: string): Effect.Effect<Option.Option<string>> =>
+        guarded("get", key, primary.get(key), countPrimaryRead, missed)
+      return {
+        name,
+        get: getPlain,
+        set: (key, value, setOptions) =>
+          guarded("set", key, primary.set(key, value, setOptions), answered, Effect.void),
+        delete: (key) => guarded("delete", key, primary.delete(key), answered, Effect.succeed(false)),
+        invalidate: (prefix) => guarded("invalidate", prefix, primary.invalidate(prefix), answered, Effect.succeed(0)),
+        degraded: degradedOf(breaker),
+        breaker,
+        stats: Effect.sync(() => ({ ...counters }))
+      }
+    }
+
+    // The memory copy. It never fails but for a `set` with a TTL that is not positive,
+    // which the primary refuses too: its failures are not the caller's concern. A copy of an
+    // entry keeps the entry's remaining TTL, so the fallback never serves an expired entry.
     const fromMemory = (key: string): Effect.Effect<Option.Option<string>> =>
-      memory === undefined ? Effect.succeedNone : Effect.orElseSucceed(memory.get(key), Option.none)
+      Effect.orElseSucceed(memory.get(key), Option.none)
 
-    const toMemory = (key: string, value: string, setOptions?: CacheModule.SetOptions): Effect.Effect<void> =>
-      memory === undefined ? Effect.void : Effect.ignore(memory.set(key, value, setOptions))
+    const dropFromMemory = (key: string): Effect.Effect<void> => Effect.ignore(memory.delete(key))
 
-    const dropFromMemory = (key: string): Effect.Effect<void> =>
-      memory === undefined ? Effect.void : Effect.ignore(memory.delete(key))
+    const copyToMemory = (key: string, value: string, ttl: Duration.DurationInput | undefined) =>
+      Effect.ignore(memory.set(key, value, ttl === undefined ? undefined : { ttl }))
+
+    // Keep the memory copy in step with the primary: a value read is copied with its
+    // remaining TTL, a value gone from the primary is gone from memory too.
+    const getWithTtl = primary.getWithTtl
+    const readPrimary = (key: string): Effect.Effect<Option.Option<string>, CacheError> =>
+      getWithTtl !== undefined
+        ? Effect.flatMap(getWithTtl(key), (entry) =>
+          Option.isNone(entry) || !Duration.greaterThan(entry.value.ttl, Duration.zero)
+            ? Effect.as(dropFromMemory(key), Option.none())
+            : Effect.as(copyToMemory(key, entry.value.value, entry.value.ttl), Option.some(entry.value.value)))
+        // A backend that cannot tell a value's remaining TTL: a read copies nothing, and a
+        // copy that no longer matches the primary is dropped rather than served later.
+        : Effect.tap(primary.get(key), (value) =>
+          Effect.flatMap(fromMemory(key), (copy) =>
+            Option.isSome(copy) && (Option.isNone(value) || copy.value !== value.value)
+              ? dropFromMemory(key)
+              : Effect.void))
+
+    // A `set` without a TTL lives the primary's default TTL there: so does its copy.
+    const copyTtl = (setOptions: CacheModule.SetOptions | undefined): Duration.DurationInput | undefined =>
+      setOptions?.ttl ?? primary.defaultTtl
 
     const get = (key: string): Effect.Effect<Option.Option<string>> =>
-      guarded<readonly [Option.Option<string>, "primary" | "memory"]>(
-        "get",
-        key,
-        primary.get(key).pipe(
-          // Keep the memory copy in step with the primary: a value read is refreshed, a
-          // value gone from the primary is gone from memory too.
-          Effect.tap((value) =>
-            Option.isSome(value) ? toMemory(key, value.value) : dropFromMemory(key)
-          ),
-          Effect.map((value) => [value, "primary"] as const)
-        ),
-        Effect.map(fromMemory(key), (value) => [value, "memory"] as const)
-      ).pipe(
-        Effect.tap(([value, source]) => Option.isSome(value) ? countHit(source) : countMiss),
-        Effect.map(([value]) => value)
-      )
+      guarded("get", key, readPrimary(key), countPrimaryRead, Effect.flatMap(fromMemory(key), countMemoryRead))
 
     const set = (key: string, value: string, setOptions?: CacheModule.SetOptions): Effect.Effect<void> =>
       Effect.zipRight(
-        toMemory(key, value, setOptions),
-        guarded("set", key, primary.set(key, value, setOptions), Effect.void)
+        copyToMemory(key, value, copyTtl(setOptions)),
+        guarded("set", key, primary.set(key, value, setOptions), answered, Effect.void)
       )
 
     const delete_ = (key: string): Effect.Effect<boolean> =>
       Effect.zipRight(
         dropFromMemory(key),
-        guarded("delete", key, primary.delete(key), Effect.succeed(false))
+        guarded("delete", key, primary.delete(key), answered, Effect.succeed(false))
       )
 
     const invalidate = (prefix: string): Effect.Effect<number> =>
       Effect.zipRight(
-        memory === undefined ? Effect.void : Effect.ignore(memory.invalidate(prefix)),
-        guarded("invalidate", prefix, primary.invalidate(prefix), Effect.succeed(0))
+        Effect.ignore(memory.invalidate(prefix)),
+        guarded("invalidate", prefix, primary.invalidate(prefix), answered, Effect.succeed(0))
       )
 
-    const degraded: Effect.Effect<boolean> = Effect.map(
-      breaker.state,
-      (state) => state !== "Closed" && state !== "ForcedClosed"
-    )
-
-    const stats: Effect.Effect<RC.Stats> = Effect.sync(() => ({ ...counters }))
-
-    return { name, get, set, delete: delete_, invalidate, degraded, breaker, stats }
+    return {
+      name,
+      get,
+      set,
+      delete: delete_,
+      invalidate,
+      degraded: degradedOf(breaker),
+      breaker,
+      stats: Effect.sync(() => ({ ...counters }))
+    }
   })
+
+const degradedOf = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<boolean> =>
+  Effect.map(breaker.state, (state) => state !== "Closed" && state !== "ForcedClosed")
 
 /** @internal */
 export const make = (
