@@ -259,6 +259,61 @@ describe("ResilientCache", () => {
       expect(yield* cache.get("forever")).toEqual(Option.some("f"))
     }).pipe(Effect.scoped))
 
+  it.effect("over a backend that cannot tell a TTL, reads copy nothing and drop a copy the primary contradicts", () =>
+    Effect.gen(function*() {
+      const base = yield* Cache.makeMemory()
+      const plain: Cache.CacheService = {
+        get: base.get,
+        set: base.set,
+        delete: base.delete,
+        invalidate: base.invalidate
+      }
+      const [faulty] = yield* Chaos.makeCache(plain, { outages: [{ start: "1 minute", duration: "1 hour" }] })
+      const cache = yield* ResilientCache.fromCache(faulty, { name: "no-ttl", memoryFallback: true })
+      yield* cache.set("same", "1", { ttl: "10 minutes" })
+      yield* cache.set("changed", "old", { ttl: "10 minutes" })
+      yield* base.set("changed", "new")
+      yield* base.set("beside", "b", { ttl: "1 second" })
+      expect(yield* cache.get("same")).toEqual(Option.some("1"))
+      expect(yield* cache.get("changed")).toEqual(Option.some("new"))
+      expect(yield* cache.get("beside")).toEqual(Option.some("b"))
+      yield* TestClock.adjust("1 minute")
+      expect(yield* cache.get("same")).toEqual(Option.some("1"))
+      expect(yield* cache.get("changed")).toEqual(Option.none())
+      expect(yield* cache.get("beside")).toEqual(Option.none())
+      expect((yield* cache.stats).memoryHits).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.effect("trusts a backend's own command timeout within its timeout, and races the rest", () =>
+    Effect.gen(function*() {
+      const hanging = (commandTimeout: Duration.DurationInput): Cache.CacheService => ({
+        get: () => Effect.never,
+        set: () => Effect.never,
+        delete: () => Effect.never,
+        invalidate: () => Effect.never,
+        commandTimeout: Duration.decode(commandTimeout)
+      })
+      const within = yield* ResilientCache.fromCache(hanging("2 seconds"), { name: "trusted", timeout: "2 seconds" })
+      const longer = yield* ResilientCache.fromCache(hanging("3 seconds"), { name: "raced", timeout: "2 seconds" })
+      const trustedGet = yield* Effect.fork(within.get("k"))
+      const trustedSet = yield* Effect.fork(within.set("k", "v"))
+      const racedInvalidate = yield* Effect.fork(within.invalidate("k"))
+      const racedGet = yield* Effect.fork(longer.get("k"))
+      yield* TestClock.adjust("1999 millis")
+      expect(racedInvalidate.unsafePoll()).toBeNull()
+      expect(racedGet.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(racedInvalidate)).toBe(0)
+      expect(yield* Fiber.join(racedGet)).toEqual(Option.none())
+      expect(yield* fallbackCount("raced", "get", "Timeout")).toBe(1)
+      // The backend said it bounds these itself: no timer of ours (this one never answers).
+      yield* TestClock.adjust("1 hour")
+      expect(trustedGet.unsafePoll()).toBeNull()
+      expect(trustedSet.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(trustedGet)
+      yield* Fiber.interrupt(trustedSet)
+    }).pipe(Effect.scoped))
+
   it.effect("TooLarge and Protocol failures get the fallback but do not open the breaker", () =>
     Effect.gen(function*() {
       for (const reason of ["TooLarge", "Protocol"] as const) {

@@ -255,6 +255,45 @@ describe("ResilientCache over a real Redis, under real faults", () => {
       expect(result.beforeOpenMaxMillis).toBeLessThan(50)
     }))
 
+  it.live("getWithTtl answers the value and its remaining TTL in one round trip", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const redis = yield* RedisCache.makeRedis(redisOptions(server))
+      yield* redis.set("ttl", "v", { ttl: "10 seconds" })
+      yield* redis.set("forever", "f", { ttl: Duration.infinity })
+      const entry = yield* redis.getWithTtl!("ttl")
+      expect(Option.map(entry, (e) => e.value)).toEqual(Option.some("v"))
+      const millis = Duration.toMillis(Option.getOrThrow(entry).ttl)
+      expect(millis).toBeGreaterThan(9_000)
+      expect(millis).toBeLessThanOrEqual(10_000)
+      expect(Option.map(yield* redis.getWithTtl!("forever"), (e) => e.ttl)).toEqual(Option.some(Duration.infinity))
+      expect(yield* redis.getWithTtl!("absent")).toEqual(Option.none())
+      expect(redis.defaultTtl).toEqual(Duration.minutes(5))
+      expect(redis.commandTimeout).toEqual(Duration.millis(commandTimeout))
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)))
+
+  it.live("frozen: the memory fallback serves a copy while its entry lives in Redis, never once it expired", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const redis = yield* RedisCache.makeRedis(redisOptions(server))
+      const cache = yield* ResilientCache.fromCache(redis, { ...resilientOptions("frozen-copy"), memoryFallback: true })
+      // Written beside the resilient cache, read through it once while Redis is up.
+      yield* redis.set("short", "s", { ttl: "1500 millis" })
+      yield* redis.set("long", "l", { ttl: "1 minute" })
+      const start = Date.now()
+      expect(yield* cache.get("short")).toEqual(Option.some("s"))
+      expect(yield* cache.get("long")).toEqual(Option.some("l"))
+      server.stop()
+      try {
+        expect(yield* cache.get("short")).toEqual(Option.some("s"))
+        yield* Effect.sleep(Duration.millis(Math.max(0, 1700 - (Date.now() - start))))
+        expect(yield* cache.get("short")).toEqual(Option.none())
+        expect(yield* cache.get("long")).toEqual(Option.some("l"))
+      } finally {
+        server.cont()
+      }
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)))
+
   it.live("restart on the same port with the layers composed: the client reconnects and the breaker closes", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()
