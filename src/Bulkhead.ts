@@ -52,7 +52,7 @@ export interface Stats {
 /**
  * A bulkhead. Its gauges `effect_resilience_bulkhead_active` and
  * `effect_resilience_bulkhead_queued` and its counter `effect_resilience_bulkhead_rejected_total`
- * are tagged `bulkhead=<name>`.
+ * are tagged `bulkhead=<name>`, plus the tags the calling fiber carries (`Effect.tagMetrics`).
  *
  * @since 0.1.0
  * @category models

@@ -56,7 +56,8 @@ export const withCost: (cost: number) => <A, E, R>(effect: Effect.Effect<A, E, R
 
 /**
  * A rate limiter that rejects rather than waits. Its counter
- * `effect_resilience_rate_limit_rejected_total` is tagged `limiter=<name>`.
+ * `effect_resilience_rate_limit_rejected_total` is tagged `limiter=<name>`, plus the tags the
+ * calling fiber carries (`Effect.tagMetrics`).
  *
  * @since 0.1.0
  * @category models

@@ -276,8 +276,9 @@ export interface RetryBudget {
 
 /**
  * Makes a retry budget. Retries it refuses are counted in the counter
- * `effect_resilience_retry_budget_refused_total` tagged `budget=<name>`. Fails with
- * `InvalidOptions` naming the field when an option is out of range.
+ * `effect_resilience_retry_budget_refused_total` tagged `budget=<name>`, plus the tags the
+ * calling fiber carries (`Effect.tagMetrics`). Fails with `InvalidOptions` naming the field
+ * when an option is out of range.
  *
  * Defaults: ratio 0.2, minPerSecond 10, window 10 seconds (as Finagle's `RetryBudget`).
  *

@@ -19,6 +19,18 @@ const metricValue = (name: string, tag: string, value: string) =>
     return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
   })
 
+/** The state of the metric `name` whose tags include every one of `tags`. */
+const taggedMetric = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((pair) =>
+      pair.metricKey.name === name &&
+      Object.entries(tags).every(([key, value]) =>
+        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
+      )
+    )
+    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
+  })
+
 /**
  * Starts call `id` through the bulkhead: once admitted it records `id` in `started` and
  * stays in flight until its gate is opened.
@@ -225,6 +237,28 @@ describe("Bulkhead", () => {
       expect(yield* Bulkhead.run(Effect.succeed(7), bulkhead)).toBe(7)
       expect(Bulkhead.isBulkhead(bulkhead)).toBe(true)
       expect(Bulkhead.isBulkhead({})).toBe(false)
+    }))
+
+  it.effect("its metrics carry the tags set around the caller with Effect.tagMetrics", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("tagged")
+      const bulkhead = yield* Bulkhead.make({ name, maxConcurrent: 1, maxQueue: 1 })
+      const gate = yield* Deferred.make<void>()
+      const tagged = <A, E>(effect: Effect.Effect<A, E>) => Effect.tagMetrics(effect, "service", "checkout")
+      const holder = yield* Effect.fork(tagged(bulkhead.run(Deferred.await(gate))))
+      const waiter = yield* Effect.fork(tagged(bulkhead.run(Effect.void)))
+      yield* settle
+      const rejected = yield* Effect.exit(tagged(bulkhead.run(Effect.void)))
+      expect(Exit.isFailure(rejected)).toBe(true)
+      const tags = { bulkhead: name, service: "checkout" }
+      expect((yield* taggedMetric("effect_resilience_bulkhead_active", tags))?.value).toBe(1)
+      expect((yield* taggedMetric("effect_resilience_bulkhead_queued", tags))?.value).toBe(1)
+      expect((yield* taggedMetric("effect_resilience_bulkhead_rejected_total", tags))?.count).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(waiter)
+      expect((yield* taggedMetric("effect_resilience_bulkhead_active", tags))?.value).toBe(0)
+      expect((yield* taggedMetric("effect_resilience_bulkhead_queued", tags))?.value).toBe(0)
     }))
 
   it.effect("fails with InvalidOptions naming the field", () =>

@@ -15,6 +15,18 @@ const attempt = (limiter: RateLimit.RejectingRateLimiter) =>
     Effect.catchTag("RateLimitExceeded", (error) => Effect.succeed(Duration.toMillis(error.retryAfter)))
   )
 
+/** The state of the metric `name` whose tags include every one of `tags`. */
+const taggedMetric = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((pair) =>
+      pair.metricKey.name === name &&
+      Object.entries(tags).every(([key, value]) =>
+        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
+      )
+    )
+    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
+  })
+
 describe("RateLimit (reject mode)", () => {
   it.effect("token bucket: admits limit at once, then one per interval / limit, rejecting with retryAfter", () =>
     Effect.gen(function*() {
@@ -69,6 +81,18 @@ describe("RateLimit (reject mode)", () => {
         pair.metricKey.tags.some((label) => label.key === "limiter" && label.value === name)
       )
       expect((rejected?.metricState as { count: number } | undefined)?.count).toBe(1)
+    }))
+
+  it.effect("its rejection counter carries the tags set around the caller with Effect.tagMetrics", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("tagged")
+      const limiter = yield* RateLimit.make({ name, limit: 1, interval: "1 minute", mode: "reject" })
+      const call = limiter.run(Effect.void).pipe(Effect.tagMetrics("service", "checkout"), Effect.exit)
+      yield* call
+      yield* call
+      yield* call
+      const tags = { limiter: name, service: "checkout" }
+      expect((yield* taggedMetric("effect_resilience_rate_limit_rejected_total", tags))?.count).toBe(2)
     }))
 
   it.effect("admits exactly limit calls out of many concurrent fibers", () =>

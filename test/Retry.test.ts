@@ -100,6 +100,18 @@ const metricValue = (name: string, tag: string, value: string) =>
     return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
   })
 
+/** The state of the metric `name` whose tags include every one of `tags`. */
+const taggedMetric = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((pair) =>
+      pair.metricKey.name === name &&
+      Object.entries(tags).every(([key, value]) =>
+        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
+      )
+    )
+    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
+  })
+
 const invalidField = (thunk: () => unknown): string => {
   try {
     thunk()
@@ -636,6 +648,16 @@ describe("Retry.budget", () => {
       // Retries happened, and some were refused: the bound above was tested under pressure.
       expect(yield* Ref.get(attempts)).toBeGreaterThan(200)
       expect(stats.refused).toBeGreaterThan(0)
+    }))
+
+  it.effect("its refused-retries counter carries the tags set around the caller with Effect.tagMetrics", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("tagged")
+      const budget = yield* Retry.budget({ name, ratio: 0, minPerSecond: 0 })
+      const refused = yield* budget.withdraw.pipe(Effect.tagMetrics("service", "checkout"))
+      expect(refused).toBe(false)
+      const tags = { budget: name, service: "checkout" }
+      expect((yield* taggedMetric("effect_resilience_retry_budget_refused_total", tags))?.count).toBe(1)
     }))
 
   it.effect("fails with InvalidOptions naming the field", () =>

@@ -10,6 +10,7 @@ import type * as Bulkhead from "../Bulkhead.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
 import { counter } from "./metric.js"
+import { withLabels } from "./metricLabels.js"
 
 /** @internal */
 export const TypeId: Bulkhead.TypeId = Symbol.for("effect-resilience/Bulkhead") as Bulkhead.TypeId
@@ -140,19 +141,20 @@ export const make = (input: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
     const maxQueue = yield* options.field(module, "maxQueue", input.maxQueue, maxQueueCheck, 0)
     const limits: Limits = { maxConcurrent, maxQueue }
     const ref = yield* Ref.make<State>({ active: 0, queue: Chunk.empty(), rejected: 0 })
-    // Built once: Effect caches a metric's hook by the identity of its label array.
-    const labels = [MetricLabel.make("bulkhead", name)]
+    // Tagged `bulkhead=<name>` and with the tags the calling fiber carries (`Effect.tagMetrics`).
+    const labelled = withLabels([MetricLabel.make("bulkhead", name)])
 
     const report = (state: State) =>
-      Effect.sync(() => {
+      labelled((labels) => {
         activeGauge.unsafeUpdate(state.active, labels)
         queuedGauge.unsafeUpdate(Chunk.size(state.queue), labels)
       })
 
-    const full = Effect.suspend(() => {
-      rejectedCounter.unsafeUpdate(1, labels)
-      return Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue }))
-    })
+    const countRejected = labelled((labels) => rejectedCounter.unsafeUpdate(1, labels))
+    const full = Effect.zipRight(
+      countRejected,
+      Effect.suspend(() => Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue })))
+    )
 
     const releasePermit: Effect.Effect<void> = Effect.flatMap(
       Ref.modify(ref, (state) => {

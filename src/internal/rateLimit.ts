@@ -12,6 +12,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import * as options from "./options.js"
 import { counter } from "./metric.js"
+import { withLabels } from "./metricLabels.js"
 
 /** @internal */
 export const TypeId: RateLimit.TypeId = Symbol.for("effect-resilience/RateLimit") as RateLimit.TypeId
@@ -151,8 +152,10 @@ const makeRejecting = (
   Effect.gen(function*() {
     const { algorithm, interval, limit, name } = config
     const intervalMillis = Duration.toMillis(interval)
-    // Built once: Effect caches a metric's hook by the identity of its label array.
-    const labels = [MetricLabel.make("limiter", name)]
+    // Tagged `limiter=<name>` and with the tags the calling fiber carries (`Effect.tagMetrics`).
+    const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
+      rejectedCounter.unsafeUpdate(1, labels)
+    )
     let take: (now: number) => Effect.Effect<number>
     if (algorithm === "token-bucket") {
       const millisPerToken = Math.ceil(intervalMillis / limit)
@@ -166,13 +169,10 @@ const makeRejecting = (
       Clock.currentTimeMillis,
       (now) =>
         Effect.flatMap(take(now), (wait) =>
-          {
-            if (wait === 0) return Effect.void
-            rejectedCounter.unsafeUpdate(1, labels)
-            return Effect.fail(
-              new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) })
-            )
-          })
+          wait === 0 ? Effect.void : Effect.zipRight(
+            countRejected,
+            Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) }))
+          ))
     )
     const limiter: RateLimit.RejectingRateLimiter = {
       [TypeId]: TypeId,

@@ -9,6 +9,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type { BudgetOptions, RetryBudget, RetryBudgetTypeId } from "../Retry.js"
 import * as options from "./options.js"
 import { counter } from "./metric.js"
+import { withLabels } from "./metricLabels.js"
 
 /** @internal */
 export const TypeId: RetryBudgetTypeId = Symbol.for("effect-resilience/RetryBudget") as RetryBudgetTypeId
@@ -130,16 +131,15 @@ export const make = (input: BudgetOptions = {}): Effect.Effect<RetryBudget, Inva
       reserve: minPerSecond * windowMillis / 1000
     }
     const ref = yield* Ref.make(initialState(BUCKETS))
-    // Built once: Effect caches a metric's hook by the identity of its label array.
-    const labels = [MetricLabel.make("budget", name)]
+    // Tagged `budget=<name>` and with the tags the calling fiber carries (`Effect.tagMetrics`).
+    const countRefused = withLabels([MetricLabel.make("budget", name)])((labels) =>
+      refusedCounter.unsafeUpdate(1, labels)
+    )
     const withdrawEffect = Effect.flatMap(
       Clock.currentTimeMillis,
       (now) => Ref.modify(ref, (state) => withdraw(state, now, config))
     ).pipe(
-      Effect.map((allowed) => {
-        if (!allowed) refusedCounter.unsafeUpdate(1, labels)
-        return allowed
-      })
+      Effect.flatMap((allowed) => allowed ? Effect.succeed(true) : Effect.as(countRefused, false))
     )
     const budget: RetryBudget = {
       [TypeId]: TypeId,
