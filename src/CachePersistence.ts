@@ -13,6 +13,7 @@
 import type * as Persistence from "@effect/experimental/Persistence"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
 import type { Cache, CacheService } from "./Cache.js"
 import * as internal from "./internal/cachePersistence.js"
 
@@ -61,3 +62,12 @@ export const layer: Layer.Layer<Persistence.BackingPersistence, never, Cache> = 
  * @category layers
  */
 export const layerResult: Layer.Layer<Persistence.ResultPersistence, never, Cache> = internal.layerResult
+
+/**
+ * Counts the persisted payloads read as misses because they were not JSON or no longer
+ * decode with the request's schema (`effect_resilience_persistence_decode_failures_total`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const decodeFailures: Metric.Metric.Counter<number> = internal.decodeFailures

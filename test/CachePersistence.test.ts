@@ -1,9 +1,10 @@
 import * as PersistedCache from "@effect/experimental/PersistedCache"
 import * as Persistence from "@effect/experimental/Persistence"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, PrimaryKey, Ref, Schema, TestClock } from "effect"
+import { Effect, Exit, Layer, Metric, Option, PrimaryKey, Ref, Schema, TestClock } from "effect"
 import * as Cache from "../src/Cache.js"
 import * as CachePersistence from "../src/CachePersistence.js"
+import * as ResilientCache from "../src/ResilientCache.js"
 
 class User extends Schema.Class<User>("User")({ id: Schema.Number, name: Schema.String }) {}
 
@@ -133,4 +134,52 @@ describe("CachePersistence", () => {
         outcome: "Unknown"
       })
     }))
+
+  it.scoped("an old payload that no longer decodes is a counted miss over a resilient cache, in get as in getMany", () =>
+    Effect.gen(function*() {
+      const lookups = yield* Ref.make(0)
+      const raw = yield* Cache.Cache
+      // Written by an older version: the user's id was a string then.
+      const old = JSON.stringify({ _tag: "Success", value: { id: "five", name: "user-5" } })
+      yield* raw.set("users:GetUser:5", old)
+      yield* raw.set("users:GetUser:6", old)
+      const before = (yield* Metric.value(CachePersistence.decodeFailures)).count
+
+      const users = yield* makeUsers(lookups)
+      expect(yield* users.get(new GetUser({ id: 5 }))).toEqual(new User({ id: 5, name: "user-5" }))
+      expect(yield* Ref.get(lookups)).toBe(1)
+      // The bad payload was replaced by the fresh value.
+      expect(JSON.parse(Option.getOrThrow(yield* raw.get("users:GetUser:5")))).toMatchObject({
+        value: { id: 5 }
+      })
+
+      const store = yield* (yield* Persistence.ResultPersistence).make({ storeId: "users" })
+      expect(yield* store.get(new GetUser({ id: 6 }))).toEqual(Option.none())
+      yield* raw.set("users:GetUser:6", old)
+      expect(yield* store.getMany([new GetUser({ id: 6 }), new GetUser({ id: 5 })])).toEqual([
+        Option.none(),
+        Option.some(Exit.succeed(new User({ id: 5, name: "user-5" })))
+      ])
+      // Each bad payload is removed, so it is not decoded again.
+      expect(yield* raw.get("users:GetUser:6")).toEqual(Option.none())
+      expect((yield* Metric.value(CachePersistence.decodeFailures)).count - before).toBe(3)
+    }).pipe(
+      Effect.provide(
+        CachePersistence.layerResult.pipe(
+          Layer.provideMerge(ResilientCache.layer({ name: "persisted" })),
+          Layer.provide(MemoryCache)
+        )
+      )
+    ))
+
+  it.scoped("a payload that is not JSON is a counted miss too", () =>
+    Effect.gen(function*() {
+      const raw = yield* Cache.Cache
+      const store = yield* (yield* Persistence.BackingPersistence).make("s")
+      const before = (yield* Metric.value(CachePersistence.decodeFailures)).count
+      yield* raw.set("s:bad", "{not json")
+      expect(yield* store.get("bad")).toEqual(Option.none())
+      expect(yield* store.getMany(["bad", "absent"])).toEqual([Option.none(), Option.none()])
+      expect((yield* Metric.value(CachePersistence.decodeFailures)).count - before).toBe(2)
+    }).pipe(Effect.provide(CachePersistence.layer.pipe(Layer.provideMerge(MemoryCache)))))
 })
