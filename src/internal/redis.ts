@@ -183,6 +183,9 @@ export const validate = (
     }
   })
 
+const getWithTtlCommand = "effectResilienceGetWithTtl"
+const getWithTtlScript = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+
 /** The server a client talks to, without credentials, for logs and errors. */
 const describeServer = (options: Validated): string => {
   if (options.url !== undefined) {
@@ -328,19 +331,20 @@ export const make = (
         (payload) => decodePayload(key, payload)
       )
 
-    // GET and PTTL in one MULTI: one round trip, and the TTL is the one of the value read.
+    // GET and PTTL in one script: one command (as cheap as a GET), atomic, so the TTL is
+    // the one of the value read. ioredis runs it with EVALSHA, falling back to EVAL.
+    client.defineCommand(getWithTtlCommand, { numberOfKeys: 1, lua: getWithTtlScript })
+    const runGetWithTtl = (client as unknown as Record<string, (key: string) => Promise<[Buffer | null, number]>>)[
+      `${getWithTtlCommand}Buffer`
+    ]!.bind(client)
     const getWithTtl = (key: string): Effect.Effect<Option.Option<CacheModule.Entry>, CacheError> =>
       Effect.flatMap(
-        command("get", key, () => client.multi().getBuffer(fullKey(key)).pttl(fullKey(key)).exec()),
-        (replies) => {
-          const failed = replies === null ? new Error("MULTI aborted") : replies.find(([error]) => error !== null)?.[0]
-          if (failed !== undefined && failed !== null) return Effect.fail(toCacheError("get", key, failed))
-          const ttl = replies![1]![1] as number
-          return Effect.map(decodePayload(key, replies![0]![1] as Buffer | null), (value) =>
+        command("get", key, () => runGetWithTtl(fullKey(key))),
+        ([payload, ttl]) =>
+          Effect.map(decodePayload(key, payload), (value) =>
             Option.isNone(value) || ttl === -2
               ? Option.none()
               : Option.some({ value: value.value, ttl: ttl < 0 ? Duration.infinity : Duration.millis(ttl) }))
-        }
       )
 
     const decodePayload = (key: string, payload: Buffer | null): Effect.Effect<Option.Option<string>> => {

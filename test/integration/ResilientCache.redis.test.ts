@@ -268,6 +268,12 @@ describe("ResilientCache over a real Redis, under real faults", () => {
       expect(millis).toBeLessThanOrEqual(10_000)
       expect(Option.map(yield* redis.getWithTtl!("forever"), (e) => e.ttl)).toEqual(Option.some(Duration.infinity))
       expect(yield* redis.getWithTtl!("absent")).toEqual(Option.none())
+      // A key of another type is refused as a plain GET refuses it.
+      yield* Effect.promise(() => server.admin("HSET", "rc:hash", "f", "v"))
+      const viaGet = yield* Effect.flip(redis.get("hash"))
+      const viaScript = yield* Effect.flip(redis.getWithTtl!("hash"))
+      expect(viaScript.reason).toBe(viaGet.reason)
+      expect(viaScript.reason).toBe("Protocol")
       expect(redis.defaultTtl).toEqual(Duration.minutes(5))
       expect(redis.commandTimeout).toEqual(Duration.millis(commandTimeout))
     }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)))
