@@ -138,17 +138,20 @@ export interface Provider<A, E, R> {
    */
   readonly run: Effect.Effect<A, E, R>
   /**
-   * The provider's breaker: when it does not permit a call (`isCallPermitted` is false) the
-   * provider is skipped at once, without running `run`. It is only read here: protect the
-   * call with it inside `run`.
+   * The provider's breaker. While it is `Open` or `ForcedOpen` the provider is skipped at
+   * once, without starting `run`. Otherwise `run` starts, and a `CircuitBreakerOpen` of this
+   * breaker that `run` fails with (half-open, no permit left, or turned away by
+   * `recoveryFactor`) is a skip too, not a failure: the breaker decides each half-open call,
+   * so gradual recovery proceeds behind the failover as for direct callers. It is only read
+   * here: protect the call with it inside `run`.
    */
   readonly breaker?: CircuitBreaker | undefined
 }
 
 /**
  * Why a provider did not answer: it ran and `Failed` with `error`, or it was `Skipped`
- * without running because its breaker did not permit a call (`rejection` says why and for
- * how long).
+ * because its breaker turned the call away, before `run` started or at its `protect`
+ * (`rejection` says why and for how long).
  *
  * @since 0.1.0
  * @category models
@@ -205,8 +208,9 @@ export declare namespace Provider {
 
 /**
  * Tries the providers in order and answers with the first success. A provider whose
- * breaker does not permit a call is skipped at once (no waiting, `run` not started); a
- * provider that fails hands over to the next. When none answers, fails with
+ * breaker is open is skipped at once (no waiting, `run` not started), and one whose breaker
+ * turns the call away inside `run` is skipped as well; a provider that fails hands over to
+ * the next. When none answers, fails with
  * `AllProvidersFailed` listing every provider's failure or skip. Defects and interruptions
  * are not caught. Throws `InvalidOptions` when the list is empty or a provider is malformed.
  *
@@ -410,12 +414,12 @@ export type PlanBreaker = internal.PlanBreaker
  * @category models
  */
 export interface StepOptions<ROut, E, RIn, In = unknown, WE = never, WR = never, SR = never> {
-  /** The Layer this step runs the effect with. Built for each attempt, only when the breaker permits it. */
+  /** The Layer this step runs the effect with. Built for each attempt, never while the breaker is open. */
   readonly provide: Layer.Layer<ROut, E, RIn>
   /**
    * The step's breaker: the step is skipped at once (its Layer not built, the effect not
-   * run) when it does not permit a call, and each attempt runs through `breaker.protect`
-   * under `withPlan`.
+   * run) while it is `Open` or `ForcedOpen`, and each attempt runs through `breaker.protect`
+   * under `withPlan`, which decides each half-open call.
    */
   readonly breaker?: CircuitBreaker | undefined
   /** Attempts of this step (an integer >= 1; default 1, or as many as `schedule` allows). */
@@ -440,10 +444,11 @@ export interface Step<ROut, E, RIn, In = unknown, WE = never, WR = never, SR = n
 }
 
 /**
- * Makes an `ExecutionPlan` step guarded by a breaker: while the breaker does not permit a
- * call the step fails at once with `CircuitBreakerOpen` (its Layer is not built, nothing
- * waits) and the plan moves to the next step; otherwise the Layer is built and, under
- * `withPlan`, each attempt runs through `breaker.protect`, so the breaker learns from it.
+ * Makes an `ExecutionPlan` step guarded by a breaker: while the breaker is open the step
+ * fails at once with `CircuitBreakerOpen` (its Layer is not built, nothing waits) and the
+ * plan moves to the next step; otherwise the Layer is built and, under `withPlan`, each
+ * attempt runs through `breaker.protect`, so the breaker learns from it (and a half-open
+ * breaker that turns an attempt away moves the plan on as well).
  * Throws `InvalidOptions` naming the field when an option is invalid.
  *
  * @example

@@ -239,6 +239,31 @@ describe("Fallback.firstSuccess", () => {
       expect(error.message).toContain("c: ")
     }))
 
+  it.effect("a provider turned away by its half-open breaker inside run is skipped, not failed", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("half-open")
+      const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 1, resetTimeout: "10 seconds" })
+      yield* trip(breaker, 1)
+      yield* TestClock.adjust("10 seconds")
+      const gate = yield* Effect.makeLatch(false)
+      const providers = [
+        { name: "primary", breaker, run: breaker.protect(Effect.as(gate.await, "primary")) },
+        { name: "secondary", run: Effect.succeed("secondary") }
+      ] as const
+      // The first call takes the only probe permit and waits on the primary.
+      const probe = yield* Effect.fork(Fallback.firstSuccess(providers))
+      yield* settle
+      const answer = yield* Fallback.firstSuccess(providers)
+      expect(answer.provider).toBe("secondary")
+      expect(answer.failures).toHaveLength(1)
+      const skipped = answer.failures[0]
+      expect(skipped._tag).toBe("Skipped")
+      expect(skipped._tag === "Skipped" && skipped.rejection.reason).toBe("HalfOpenFull")
+      expect(skipped._tag === "Skipped" && skipped.rejection.breaker).toBe(name)
+      yield* gate.open
+      expect((yield* Fiber.join(probe)).provider).toBe("primary")
+    }))
+
   it.effect("does not catch a provider's defect", () =>
     Effect.gen(function*() {
       let secondRan = false
@@ -313,6 +338,52 @@ describe("Fallback.makeFailover", () => {
       // The primary ran until its breaker (made once, shared by every run) opened.
       expect(calls).toEqual({ primary: 2, secondary: 5 })
       expect(yield* failover.providers[0].breaker.state).toBe("Open")
+    }))
+
+  it.effect("gradual recovery (recoveryFactor 0.5) behind a failover: the primary gets traffic again, closes", () =>
+    Effect.gen(function*() {
+      let primaryUp = false
+      const served = { primary: 0, secondary: 0 }
+      const primaryName = uniqueName("primary")
+      const failover = yield* Fallback.makeFailover([
+        {
+          name: primaryName,
+          breaker: { failureThreshold: 2, successThreshold: 3, resetTimeout: "30 seconds", recoveryFactor: 0.5 },
+          run: (prompt: string, breaker) =>
+            breaker.protect(Effect.suspend(() =>
+              primaryUp
+                ? Effect.sync(() => served.primary++).pipe(Effect.as(`primary: ${prompt}`))
+                : Effect.fail(new Unavailable({ provider: "primary" }))
+            ))
+        },
+        {
+          name: "secondary",
+          run: (prompt: string) => Effect.sync(() => served.secondary++).pipe(Effect.as(`secondary: ${prompt}`))
+        }
+      ])
+      const breaker = failover.providers[0].breaker
+      // The primary is down for a minute: its breaker opens, the secondary answers.
+      for (let i = 0; i < 6; i++) {
+        expect((yield* failover.run(`q${i}`)).provider).toBe("secondary")
+        yield* TestClock.adjust("10 seconds")
+      }
+      expect(served.primary).toBe(0)
+      expect(yield* breaker.state).not.toBe("Closed")
+      // The primary comes back. Over an hour, one request every 10 seconds.
+      primaryUp = true
+      const providers: Array<string> = []
+      for (let i = 0; i < 360; i++) {
+        providers.push((yield* failover.run(`r${i}`)).provider)
+        yield* TestClock.adjust("10 seconds")
+      }
+      expect(yield* breaker.state).toBe("Closed")
+      // Half-open, every other request goes to the primary; 3 successes close the breaker,
+      // and from then on the primary answers every request.
+      const firstPrimary = providers.indexOf(primaryName)
+      expect(firstPrimary).toBeGreaterThanOrEqual(0)
+      expect(firstPrimary).toBeLessThanOrEqual(3)
+      expect(providers.slice(firstPrimary + 5).every((provider) => provider === primaryName)).toBe(true)
+      expect(served.primary).toBeGreaterThan(350)
     }))
 
   it.effect("fails with InvalidOptions naming the field for bad breaker options", () =>
@@ -467,8 +538,9 @@ class Llm extends Context.Tag("test/Llm")<Llm, {
 }>() {}
 
 /** A provider as a Layer, counting how often it was built and called. */
-const llmLayer = (name: string, healthy: boolean) => {
+const llmLayer = (name: string, healthy: boolean | (() => boolean)) => {
   const counts = { built: 0, calls: 0 }
+  const isHealthy = typeof healthy === "boolean" ? () => healthy : healthy
   const layer = Layer.effect(
     Llm,
     Effect.sync(() => {
@@ -477,7 +549,9 @@ const llmLayer = (name: string, healthy: boolean) => {
         complete: (prompt: string) =>
           Effect.suspend(() => {
             counts.calls++
-            return healthy ? Effect.succeed(`${name}: ${prompt}`) : Effect.fail(new Unavailable({ provider: name }))
+            return isHealthy()
+              ? Effect.succeed(`${name}: ${prompt}`)
+              : Effect.fail(new Unavailable({ provider: name }))
           })
       }
     })
@@ -510,6 +584,39 @@ describe("Fallback.step / Fallback.withPlan (ExecutionPlan)", () => {
       // Skipped: not built, not called, and its remaining attempt not spent waiting.
       expect(primary.counts).toEqual({ built: 2, calls: 2 })
       expect(secondary.counts).toEqual({ built: 2, calls: 2 })
+    }))
+
+  it.effect("gradual recovery (recoveryFactor 0.5) behind a plan step: the primary Layer gets traffic again", () =>
+    Effect.gen(function*() {
+      let primaryUp = false
+      const primary = llmLayer("primary", () => primaryUp)
+      const secondary = llmLayer("secondary", true)
+      const breaker = yield* CircuitBreaker.make({
+        name: uniqueName("primary"),
+        failureThreshold: 2,
+        successThreshold: 3,
+        resetTimeout: "30 seconds",
+        recoveryFactor: 0.5
+      })
+      const plan = ExecutionPlan.make(
+        Fallback.step({ provide: primary.layer, breaker }),
+        Fallback.step({ provide: secondary.layer })
+      )
+      for (let i = 0; i < 6; i++) {
+        expect(yield* complete(`q${i}`).pipe(Fallback.withPlan(plan))).toBe(`secondary: q${i}`)
+        yield* TestClock.adjust("10 seconds")
+      }
+      primaryUp = true
+      const answers: Array<string> = []
+      for (let i = 0; i < 360; i++) {
+        answers.push(yield* complete("r").pipe(Fallback.withPlan(plan)))
+        yield* TestClock.adjust("10 seconds")
+      }
+      expect(yield* breaker.state).toBe("Closed")
+      const firstPrimary = answers.indexOf("primary: r")
+      expect(firstPrimary).toBeGreaterThanOrEqual(0)
+      expect(firstPrimary).toBeLessThanOrEqual(3)
+      expect(answers.slice(firstPrimary + 5).every((answer) => answer === "primary: r")).toBe(true)
     }))
 
   it.effect("a step's schedule spaces its attempts and the hand-over into it; the last failure surfaces", () =>

@@ -11,7 +11,7 @@ import * as FiberSet from "effect/FiberSet"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { CircuitBreaker } from "../CircuitBreaker.js"
+import type { CircuitBreaker, State as BreakerState } from "../CircuitBreaker.js"
 import { CircuitBreakerOpen, isCircuitBreaker, make as makeBreaker } from "../CircuitBreaker.js"
 import type * as Fallback from "../Fallback.js"
 import { InvalidOptions } from "../InvalidOptions.js"
@@ -106,16 +106,37 @@ const describeError = (error: unknown): string => {
 }
 
 /**
- * The rejection a protected call would get now, built from the breaker's public reads
- * (taking no permit and recording nothing).
+ * Whether a breaker in `state` turns every call away. Only then is a provider (or a plan
+ * step) skipped on a read, without starting it: a half-open breaker decides call by call
+ * (probe permits, `recoveryFactor`), and its count only moves when calls reach it, so those
+ * calls go through the provider's `protect`, which admits them or turns them away.
  */
-const rejectionOf = (breaker: CircuitBreaker): Effect.Effect<CircuitBreakerOpen> =>
-  Effect.zipWith(breaker.state, breaker.retryAfter, (state, retryAfter) =>
+const rejectsEverything = (state: BreakerState): boolean => state === "Open" || state === "ForcedOpen"
+
+/**
+ * The rejection a protected call would get now from a breaker that is `Open` or
+ * `ForcedOpen`, built from the breaker's public reads (taking no permit, recording nothing).
+ */
+const rejectionOf = (breaker: CircuitBreaker, state: BreakerState): Effect.Effect<CircuitBreakerOpen> =>
+  Effect.map(breaker.retryAfter, (retryAfter) =>
     new CircuitBreakerOpen({
       breaker: breaker.name,
       retryAfter,
-      reason: state === "ForcedOpen" ? "ForcedOpen" : state === "HalfOpen" ? "HalfOpenFull" : "Open"
+      reason: state === "ForcedOpen" ? "ForcedOpen" : "Open"
     }))
+
+const MAX_DEPTH = 5
+
+/** The rejection by `breaker` that `error` is, or is caused by. */
+const rejectionBy = (breaker: CircuitBreaker, error: unknown): CircuitBreakerOpen | undefined => {
+  let current = error
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    if (typeof current !== "object" || current === null) return undefined
+    if (current instanceof CircuitBreakerOpen && current.breaker === breaker.name) return current
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return undefined
+}
 
 const validateProviders = (
   module: string,
@@ -175,22 +196,28 @@ export const firstSuccess = <A, E, R>(
     const next = (index: number): Effect.Effect<Fallback.Answer<A, E>, AllProvidersFailed<E>, R> => {
       if (index === providers.length) return Effect.fail(new AllProvidersFailed({ failures }))
       const provider = providers[index]
+      const breaker = provider.breaker
       const attempt = Effect.matchEffect(provider.run, {
         onFailure: (error) => {
-          failures.push({ _tag: "Failed", provider: provider.name, error })
+          // Turned away by its own breaker inside `run`: a skip, not a failure of the provider.
+          const rejection = breaker === undefined ? undefined : rejectionBy(breaker, error)
+          failures.push(
+            rejection === undefined
+              ? { _tag: "Failed", provider: provider.name, error }
+              : { _tag: "Skipped", provider: provider.name, rejection }
+          )
           return next(index + 1)
         },
         onSuccess: (value) => Effect.succeed({ value, provider: provider.name, failures })
       })
-      const breaker = provider.breaker
       if (breaker === undefined) return attempt
-      return Effect.flatMap(breaker.isCallPermitted, (permitted) =>
-        permitted
-          ? attempt
-          : Effect.flatMap(rejectionOf(breaker), (rejection) => {
+      return Effect.flatMap(breaker.state, (state) =>
+        rejectsEverything(state)
+          ? Effect.flatMap(rejectionOf(breaker, state), (rejection) => {
             failures.push({ _tag: "Skipped", provider: provider.name, rejection })
             return next(index + 1)
-          }))
+          })
+          : attempt)
     }
     return next(0)
   })
@@ -380,12 +407,12 @@ export const step = <ROut, E, RIn, In, WE, WR, SR>(
     ? input.provide
     : Layer.unwrapEffect(
       Effect.flatMap(
-        breaker.isCallPermitted,
-        (permitted): Effect.Effect<Layer.Layer<ROut | PlanBreaker, E | CircuitBreakerOpen, RIn>> =>
-          permitted
-            // The layer is built only when the breaker would let the call through.
-            ? Effect.succeed(Layer.merge(input.provide, Layer.succeed(PlanBreaker, breaker)))
-            : Effect.map(rejectionOf(breaker), (rejection) => Layer.fail(rejection))
+        breaker.state,
+        (state): Effect.Effect<Layer.Layer<ROut | PlanBreaker, E | CircuitBreakerOpen, RIn>> =>
+          rejectsEverything(state)
+            ? Effect.map(rejectionOf(breaker, state), (rejection) => Layer.fail(rejection))
+            // Not built while the breaker is open; half-open, `protect` admits or turns the call away.
+            : Effect.succeed(Layer.merge(input.provide, Layer.succeed(PlanBreaker, breaker)))
       )
     )
   return {
