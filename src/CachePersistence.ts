@@ -5,8 +5,13 @@
  *
  * Each store's keys are `"<storeId>:<key>"` in the cache, values are JSON, and `clear`
  * invalidates the prefix `"<storeId>:"`. An entry persisted without a TTL gets the
- * cache's default TTL: cache entries always expire. A payload that is not JSON is a miss.
- * A cache failure is a `PersistenceBackingError` carrying the `CacheError` as its cause.
+ * cache's default TTL: cache entries always expire. A payload that is not JSON, or a result
+ * that no longer decodes (written by an older schema), is a miss, counted by
+ * `decodeFailures`. A cache failure is a `PersistenceBackingError` carrying the
+ * `CacheError` as its cause; over `ResilientCache` there is none.
+ *
+ * Import it from its subpath, `effect-resilience/CachePersistence` (it needs
+ * `@effect/experimental`); the core entry point does not export it.
  *
  * @since 0.1.0
  */
@@ -40,7 +45,8 @@ export const make: Effect.Effect<Persistence.BackingPersistence, never, Cache> =
  * ```ts
  * import { Persistence } from "@effect/experimental"
  * import { Layer } from "effect"
- * import { Cache, CachePersistence } from "effect-resilience"
+ * import { Cache } from "effect-resilience"
+ * import * as CachePersistence from "effect-resilience/CachePersistence"
  *
  * // ResultPersistence (for PersistedCache) stored in the memory cache
  * const PersistenceLive = Persistence.layerResult.pipe(
@@ -56,7 +62,8 @@ export const layer: Layer.Layer<Persistence.BackingPersistence, never, Cache> = 
 
 /**
  * Provides `ResultPersistence` (what `PersistedCache.make` needs) from the `Cache` in the
- * context.
+ * context. A stored result that no longer decodes is a miss in `get` as in `getMany`
+ * (counted by `decodeFailures`, logged, and removed), never a `PersistenceError`.
  *
  * @since 0.1.0
  * @category layers

@@ -87,7 +87,9 @@ export interface Options {
   /**
    * The longest one operation may take before it counts as a failure and is answered by
    * its fallback (default 5 seconds; `Duration.infinity` for none). A backend's own
-   * timeout (Redis `commandTimeout`) should be shorter.
+   * timeout (Redis `commandTimeout`) should be shorter: when the backend declares one
+   * within this timeout (`CacheService.commandTimeout`), `get`, `set` and `delete` rely on
+   * it instead of racing a timer of their own, which costs two fibers per call.
    */
   readonly timeout?: Duration.DurationInput | undefined
   /**
@@ -102,7 +104,9 @@ export interface Options {
   /**
    * Keeps an in-memory copy (`true` for 1000 entries and 5 minutes, or the options of
    * `Cache.makeMemory`): every `set` and every value read is also stored in memory, and a
-   * `get` the cache cannot answer is answered from memory (default `false`).
+   * `get` the cache cannot answer is answered from memory (default `false`). A copy keeps
+   * the entry's remaining TTL (read with `getWithTtl`; a backend without it has its reads
+   * not copied), so the fallback never serves an entry the cache has expired.
    */
   readonly memoryFallback?: boolean | MemoryOptions | undefined
 }
