@@ -314,6 +314,75 @@ describe("ResilientCache", () => {
       yield* Fiber.interrupt(trustedSet)
     }).pipe(Effect.scoped))
 
+  it.effect("every row of the fallback table, for every cause, answers its fallback and counts that cause once", () =>
+    Effect.gen(function*() {
+      const causes = ["Failure", "Timeout", "Defect", "CircuitOpen"] as const
+      for (const cause of causes) {
+        const backend = failingCache(cause === "Failure" ? "Unavailable" : cause === "Timeout" ? "Timeout" : "Defect")
+        const name = `table-${cause}`
+        const cache = yield* ResilientCache.fromCache(backend, { name })
+        if (cause === "CircuitOpen") yield* cache.breaker.forceOpen
+        expect(yield* Effect.exit(cache.get("k"))).toEqual(Exit.succeed(Option.none()))
+        expect(yield* Effect.exit(cache.set("k", "v"))).toEqual(Exit.void)
+        expect(yield* Effect.exit(cache.delete("k"))).toEqual(Exit.succeed(false))
+        expect(yield* Effect.exit(cache.invalidate("k"))).toEqual(Exit.succeed(0))
+        expect(backend.calls()).toBe(cause === "CircuitOpen" ? 0 : 4)
+        expect(yield* cache.stats).toEqual({ hits: 0, memoryHits: 0, misses: 1, fallbacks: 4 })
+        for (const operation of ["get", "set", "delete", "invalidate"]) {
+          for (const counted of causes) {
+            expect(yield* fallbackCount(name, operation, counted)).toBe(counted === cause ? 1 : 0)
+          }
+        }
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("with memoryFallback, every row of the table also keeps memory in step", () =>
+    Effect.gen(function*() {
+      const base = yield* Cache.makeMemory()
+      const [faulty] = yield* Chaos.makeCache(base, { outages: [{ start: "1 minute", duration: "1 hour" }] })
+      const cache = yield* ResilientCache.fromCache(faulty, {
+        name: "table-memory",
+        memoryFallback: true,
+        breaker: { failureThreshold: 100 }
+      })
+      yield* cache.set("a:1", "1")
+      yield* cache.set("a:2", "2")
+      yield* cache.set("b", "3")
+      yield* TestClock.adjust("1 minute")
+      // set: stored in memory only
+      yield* cache.set("c", "4")
+      expect(yield* cache.get("c")).toEqual(Option.some("4"))
+      expect(yield* base.get("c")).toEqual(Option.none())
+      // delete: removed from memory, still false
+      expect(yield* cache.delete("b")).toBe(false)
+      expect(yield* cache.get("b")).toEqual(Option.none())
+      // invalidate: invalidated in memory, still 0
+      expect(yield* cache.invalidate("a:")).toBe(0)
+      expect(yield* cache.get("a:1")).toEqual(Option.none())
+      expect(yield* cache.get("a:2")).toEqual(Option.none())
+      // The backend still holds what it held: the fallbacks never claim a write reached it.
+      expect(yield* base.get("b")).toEqual(Option.some("3"))
+      expect(yield* base.get("a:1")).toEqual(Option.some("1"))
+      expect(yield* cache.stats).toEqual({ hits: 1, memoryHits: 1, misses: 3, fallbacks: 7 })
+    }).pipe(Effect.scoped))
+
+  it.effect("every failure reason but TooLarge and Protocol counts against the breaker", () =>
+    Effect.gen(function*() {
+      const reasons: ReadonlyArray<readonly [Cache.CacheError["reason"], boolean]> = [
+        ["Unavailable", true],
+        ["Timeout", true],
+        ["OutOfMemory", true],
+        ["Unknown", true],
+        ["TooLarge", false],
+        ["Protocol", false]
+      ]
+      for (const [reason, counts] of reasons) {
+        const cache = yield* ResilientCache.fromCache(failingCache(reason), { name: `reason-${reason}` })
+        for (let i = 0; i < 5; i++) yield* cache.get("k")
+        expect([reason, yield* cache.breaker.state]).toEqual([reason, counts ? "Open" : "Closed"])
+      }
+    }).pipe(Effect.scoped))
+
   it.effect("TooLarge and Protocol failures get the fallback but do not open the breaker", () =>
     Effect.gen(function*() {
       for (const reason of ["TooLarge", "Protocol"] as const) {
