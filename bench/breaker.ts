@@ -1,9 +1,18 @@
 /**
- * The circuit breaker suite: what `protect` costs per call, against the least a breaker must
- * do (the floor) and against cockatiel and opossum bridged into Effect.
+ * The circuit breaker suite: what `protect` costs per call, side by side in one loop with
+ *
+ * - lbMask, the interrupt-safe lower bound of any Effect breaker: a hand-written breaker on
+ *   a mutable cell that reads `Date.now` once and runs the call in one `matchCauseEffect`
+ *   inside `uninterruptibleMask` (a Closed and an Open variant);
+ * - `Effect.either(Effect.void)`, the cost of one effect observed in the same loop;
+ * - cockatiel and opossum bridged into Effect the same way as ours (`protect` over
+ *   `Effect.tryPromise` against `Effect.tryPromise(() => peer.execute(...))`);
+ * - `Effect.runPromise`, for Promise users: `runPromise(protect(x))` against `runPromise(x)`.
+ *
+ * Also: the recommended pipeline, `Timeout.timeout` against `Effect.timeout` on an operation
+ * that never suspends, and `CircuitBreaker.make` plus one call.
  */
-import * as Clock from "effect/Clock"
-import * as Data from "effect/Data"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -15,49 +24,48 @@ import * as Fallback from "../src/Fallback.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
 import type { Case, Figure, Measurement, Suite } from "./harness.js"
-import { byId, measureCases, ratio, target } from "./harness.js"
+import { addRatios, measureCases, ratio, target } from "./harness.js"
 
-/** The rejection the floor would fail with; never raised in the bench (the floor stays closed). */
-class FloorOpen extends Data.TaggedError("FloorOpen") {}
+/** The mutable cell lbMask keeps: what a breaker must track to decide the next call. */
+interface Cell {
+  inFlight: number
+  consecutiveFailures: number
+  openUntil: number
+}
 
-/** The state the floor keeps: what any breaker must track to decide the next call. */
-interface FloorState {
-  readonly inFlight: number
-  readonly consecutiveFailures: number
-  readonly lastCallAt: number
+/** lbMask's rejection: a typed value with the time to wait, built per rejection, no stack. */
+class LowerBoundOpen {
+  readonly _tag = "LowerBoundOpen"
+  constructor(readonly retryAfterMillis: number) {}
 }
 
 /**
- * The least a breaker must do, written inline: read the clock and decide with one
- * `Ref.modify` before the call; observe its outcome, read the clock and record it with one
- * `Ref.modify` after it; give the outcome back.
+ * The interrupt-safe lower bound: decide from the clock and the cell, run the call restored
+ * to interruptibility inside one `matchCauseEffect`, record its outcome in the continuation.
+ * The mask is what makes the bookkeeping survive an interruption between admission and record.
  */
-const floor = <A, E, R>(
-  ref: Ref.Ref<FloorState>,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | FloorOpen, R> => {
-  const record = (success: boolean) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(ref, (s): readonly [void, FloorState] => [undefined, {
-        inFlight: s.inFlight - 1,
-        consecutiveFailures: success ? 0 : s.consecutiveFailures + 1,
-        lastCallAt: now
-      }]))
-  return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Effect.flatMap(
-      Ref.modify(ref, (s): readonly [boolean, FloorState] =>
-        s.consecutiveFailures >= 5
-          ? [false, s]
-          : [true, { inFlight: s.inFlight + 1, consecutiveFailures: s.consecutiveFailures, lastCallAt: now }]),
-      (permitted): Effect.Effect<A, E | FloorOpen, R> =>
-        permitted
-          ? Effect.matchCauseEffect(effect, {
-            onFailure: (cause) => Effect.zipRight(record(false), Effect.failCause(cause)),
-            onSuccess: (a) => Effect.as(record(true), a)
-          })
-          : Effect.fail(new FloorOpen())
-    ))
-}
+const lbMask = <A, E, R>(cell: Cell, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | LowerBoundOpen, R> =>
+  Effect.uninterruptibleMask((restore): Effect.Effect<A, E | LowerBoundOpen, R> => {
+    const now = Date.now()
+    if (now < cell.openUntil) {
+      return Effect.fail(new LowerBoundOpen(cell.openUntil - now))
+    }
+    cell.inFlight++
+    return Effect.matchCauseEffect(restore(effect), {
+      onFailure: (cause) => {
+        cell.inFlight--
+        if (!Cause.isInterruptedOnly(cause) && ++cell.consecutiveFailures >= 5) {
+          cell.openUntil = now + 60_000
+        }
+        return Effect.failCause(cause)
+      },
+      onSuccess: (a) => {
+        cell.inFlight--
+        cell.consecutiveFailures = 0
+        return Effect.succeed(a)
+      }
+    })
+  })
 
 const noop = async (): Promise<void> => {}
 
@@ -74,11 +82,30 @@ const opossumOptions = {
 const expect = (condition: boolean, reason: string): Effect.Effect<void, string> =>
   condition ? Effect.void : Effect.fail(reason)
 
+/** A case that awaits `Effect.runPromise(effect)` `n` times in a Promise loop, as a Promise user would. */
+const promiseLoop = (effect: Effect.Effect<unknown, unknown>) => (n: number): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    for (let i = 0; i < n; i++) {
+      await Effect.runPromise(effect)
+    }
+  })
+
+/** Verifies that a breaker stayed Closed and counted at least `calls` successes. */
+const closedWith = (breaker: CircuitBreaker.CircuitBreaker) => (calls: number): Effect.Effect<void, string> =>
+  Effect.flatMap(breaker.metrics, (m) =>
+    expect(
+      m.state === "Closed" && m.successfulCalls >= calls,
+      `expected Closed with >= ${calls} successes, got ${m.state} with ${m.successfulCalls}`
+    ))
+
 /** Builds every case; the breakers and peers it creates live as long as the suite's scope. */
 const cases = Effect.gen(function*() {
-  const floorRef = yield* Ref.make<FloorState>({ inFlight: 0, consecutiveFailures: 0, lastCallAt: 0 })
+  const lbClosed: Cell = { inFlight: 0, consecutiveFailures: 0, openUntil: 0 }
+  const lbOpen: Cell = { inFlight: 0, consecutiveFailures: 0, openUntil: Date.now() + 3_600_000 }
 
   const closed = yield* CircuitBreaker.make({ name: "bench-closed" })
+  const promised = yield* CircuitBreaker.make({ name: "bench-promise" })
+  const forPromiseUsers = yield* CircuitBreaker.make({ name: "bench-run-promise" })
   const open = yield* CircuitBreaker.make({ name: "bench-open", failureThreshold: 1, resetTimeout: "1 hour" })
   yield* Effect.ignore(open.protect(Effect.fail("boom")))
   const openState = yield* open.state
@@ -106,8 +133,6 @@ const cases = Effect.gen(function*() {
   // failure-opened breaker: `fire` checks `opened` first).
   opossumOpen.open()
 
-  const metrics = (breaker: CircuitBreaker.CircuitBreaker) => breaker.metrics
-
   // The composition docs/policies.md recommends, outermost first: fallback, retry, breaker,
   // timeout, call. Everything is built once; the loop runs the same effect value.
   const pipelineBreaker = yield* CircuitBreaker.make({ name: "bench-pipeline" })
@@ -119,36 +144,56 @@ const cases = Effect.gen(function*() {
     Fallback.to("fallback")
   )
 
+  // An operation that never suspends, under both timeouts.
+  const runs = { ours: 0, effect: 0 }
+  const ourTimeout = Effect.orDie(Timeout.timeout(Effect.sync(() => {
+    runs.ours++
+  }), "1 second", { operation: "bench" }))
+  const effectTimeout = Effect.orDie(Effect.timeout(
+    Effect.sync(() => {
+      runs.effect++
+    }),
+    "1 second"
+  ))
+
+  // One name for every breaker made in the loop: the registry of metrics does not grow with
+  // the iterations (residual memory per distinct name is measured by the memory suite).
+  let made = 0
+  const makeAndCall = Effect.orDie(
+    Effect.flatMap(CircuitBreaker.make({ name: "bench-make" }), (breaker) => {
+      made++
+      return breaker.protect(Effect.void)
+    })
+  )
+
   const list: ReadonlyArray<Case> = [
     { id: "effect.void", label: "Effect.void", call: Effect.void },
+    { id: "either", label: "Effect.either(Effect.void)", call: Effect.either(Effect.void) },
     {
-      id: "floor",
-      label: "floor: clock + Ref.modify, call, clock + Ref.modify",
-      call: Effect.orDie(floor(floorRef, Effect.void)),
+      id: "lbMask.closed",
+      label: "lbMask, Closed",
+      call: Effect.orDie(lbMask(lbClosed, Effect.void)),
       verify: () =>
-        Effect.flatMap(Ref.get(floorRef), (s) =>
-          expect(
-            s.inFlight === 0 && s.consecutiveFailures === 0 && s.lastCallAt > 0,
-            `the floor's state is off: ${JSON.stringify(s)}`
-          ))
+        expect(lbClosed.inFlight === 0 && lbClosed.consecutiveFailures === 0, "lbMask's Closed cell is off")
+    },
+    {
+      id: "lbMask.open",
+      label: "lbMask, Open (rejection caught)",
+      call: Effect.catchTag(lbMask(lbOpen, Effect.void), "LowerBoundOpen", () => Effect.void),
+      verify: () => expect(lbOpen.inFlight === 0 && lbOpen.openUntil > Date.now(), "lbMask's Open cell is off")
     },
     {
       id: "protect.closed",
       label: "breaker.protect(Effect.void), Closed",
       call: Effect.orDie(closed.protect(Effect.void)),
-      verify: (calls) =>
-        Effect.flatMap(metrics(closed), (m) =>
-          expect(
-            m.state === "Closed" && m.successfulCalls >= calls,
-            `expected Closed with >= ${calls} successes, got ${m.state} with ${m.successfulCalls}`
-          ))
+      verify: closedWith(closed)
     },
     {
       id: "protect.open",
       label: "breaker.protect(Effect.void), Open (rejection caught)",
       call: Effect.catchTag(open.protect(Effect.void), "CircuitBreakerOpen", () => Effect.void),
       verify: (calls) =>
-        Effect.flatMap(metrics(open), (m) =>
+        Effect.flatMap(open.metrics, (m) =>
           expect(
             m.state === "Open" && m.rejectedCalls >= calls,
             `expected Open with >= ${calls} rejections, got ${m.state} with ${m.rejectedCalls}`
@@ -156,10 +201,10 @@ const cases = Effect.gen(function*() {
     },
     {
       id: "pipeline",
-      label: "fallback(retry(protect(timeout(call)))), success path",
+      label: "fallback(retry(protect(timeout(call)))), success",
       call: pipeline,
       verify: (calls) =>
-        Effect.flatMap(Effect.zip(Ref.get(pipelineRuns), metrics(pipelineBreaker)), ([runs, m]) =>
+        Effect.flatMap(Effect.zip(Ref.get(pipelineRuns), pipelineBreaker.metrics), ([runs, m]) =>
           expect(
             runs >= calls && m.successfulCalls >= calls && m.failedCalls === 0,
             `expected >= ${calls} successful runs through the pipeline, got ${runs} (${m.failedCalls} failed)`
@@ -171,102 +216,181 @@ const cases = Effect.gen(function*() {
       call: Effect.orDie(Effect.tryPromise(noop))
     },
     {
+      id: "protect.tryPromise",
+      label: "breaker.protect(Effect.tryPromise(no-op)), Closed",
+      call: Effect.orDie(promised.protect(Effect.tryPromise(noop))),
+      verify: closedWith(promised)
+    },
+    {
       id: "cockatiel.closed",
-      label: "cockatiel 3.2 via Effect.tryPromise, Closed",
+      label: "cockatiel 3.2, Effect.tryPromise(() => execute(no-op))",
       call: Effect.orDie(Effect.tryPromise(() => cockatielClosed.execute(noop))),
       verify: () => expect(cockatielClosed.state === CircuitState.Closed, "cockatiel left Closed")
     },
     {
-      id: "cockatiel.open",
-      label: "cockatiel 3.2 via Effect.tryPromise, Open (caught)",
-      call: Effect.ignore(Effect.tryPromise(() => cockatielOpen.execute(noop))),
-      verify: () => expect(cockatielOpen.state === CircuitState.Open, "cockatiel left Open")
-    },
-    {
       id: "opossum.closed",
-      label: "opossum 9 via Effect.tryPromise, Closed",
+      label: "opossum 9, Effect.tryPromise(() => fire()) of no-op",
       call: Effect.orDie(Effect.tryPromise(() => opossumClosed.fire())),
       verify: () => expect(opossumClosed.closed, "opossum left Closed")
     },
     {
+      id: "cockatiel.open",
+      label: "cockatiel 3.2 bridged, Open (caught)",
+      call: Effect.ignore(Effect.tryPromise(() => cockatielOpen.execute(noop))),
+      verify: () => expect(cockatielOpen.state === CircuitState.Open, "cockatiel left Open")
+    },
+    {
       id: "opossum.open",
-      label: "opossum 9 via Effect.tryPromise, Open (caught)",
+      label: "opossum 9 bridged, Open (caught)",
       call: Effect.ignore(Effect.tryPromise(() => opossumOpen.fire())),
       verify: () => expect(opossumOpen.opened, "opossum left Open")
+    },
+    {
+      id: "runPromise.void",
+      label: "await Effect.runPromise(Effect.void)",
+      call: Effect.void,
+      run: promiseLoop(Effect.void)
+    },
+    {
+      id: "runPromise.protect",
+      label: "await Effect.runPromise(breaker.protect(Effect.void))",
+      call: Effect.void,
+      run: promiseLoop(forPromiseUsers.protect(Effect.void)),
+      verify: closedWith(forPromiseUsers)
+    },
+    {
+      id: "effect.timeout",
+      label: "Effect.timeout(sync op, 1 s)",
+      call: effectTimeout,
+      verify: (calls) => expect(runs.effect >= calls, `the operation ran ${runs.effect} times for ${calls} calls`)
+    },
+    {
+      id: "timeout",
+      label: "Timeout.timeout(sync op, 1 s)",
+      call: ourTimeout,
+      verify: (calls) => expect(runs.ours >= calls, `the operation ran ${runs.ours} times for ${calls} calls`)
+    },
+    {
+      id: "make",
+      label: "CircuitBreaker.make + one protect call",
+      call: makeAndCall,
+      verify: (calls) => expect(made >= calls, `${made} breakers made for ${calls} calls`)
     }
   ]
   return list
 })
 
-/** Overhead over the bare call: (a - base) / (b - base). */
-const overheadRatio = (
-  measurements: ReadonlyArray<Measurement>,
-  label: string,
-  a: string,
-  b: string,
-  base: string
-): Figure => {
-  const baseline = byId(measurements, base).nsPerCall
-  return {
-    id: `${a}/${b}.net`,
-    label,
-    value: (byId(measurements, a).nsPerCall - baseline) / (byId(measurements, b).nsPerCall - baseline),
-    unit: "x"
-  }
-}
+/** The lbMask variant a case is compared with: Open cases with the Open variant. */
+const lowerBoundOf = (m: Measurement): string | undefined =>
+  m.id === "effect.void" || m.id.startsWith("runPromise") ? undefined :
+  m.id.endsWith(".open") ? "lbMask.open" :
+  "lbMask.closed"
 
 /** The circuit breaker suite. */
 export const suite: Suite = {
   name: "breaker",
-  title: "Circuit breaker: cost per call",
+  title: "Circuit breaker: cost per call (compiled, one loop, same run)",
   run: (settings) =>
     Effect.gen(function*() {
       // The breakers log their transitions; opening one during setup would print in the table.
       const list = yield* Logger.withMinimumLogLevel(cases, LogLevel.Warning)
-      const measurements = yield* measureCases(list, settings)
-      const overFloor = ratio(measurements, "protect (Closed) / floor", "protect.closed", "floor")
-      const cockatiel = ratio(measurements, "cockatiel / protect (Closed)", "cockatiel.closed", "protect.closed")
-      const opossum = ratio(measurements, "opossum / protect (Closed)", "opossum.closed", "protect.closed")
-      const pipelineOverFloor = ratio(measurements, "pipeline / floor", "pipeline", "floor")
+      const measured = yield* measureCases(list, settings)
+      const measurements = addRatios(
+        addRatios(measured, "lbMask", lowerBoundOf),
+        "either",
+        (m) => m.id === "effect.void" || m.id.startsWith("runPromise") ? undefined : "either"
+      )
+      const closedOverLb = ratio(measurements, "protect Closed / lbMask Closed", "protect.closed", "lbMask.closed")
+      const openOverLb = ratio(measurements, "protect Open / lbMask Open", "protect.open", "lbMask.open")
+      const closedOverEither = ratio(
+        measurements,
+        "protect Closed / Effect.either(Effect.void)",
+        "protect.closed",
+        "either"
+      )
+      const overCockatiel = ratio(
+        measurements,
+        "protect(tryPromise(no-op)) / cockatiel bridged",
+        "protect.tryPromise",
+        "cockatiel.closed"
+      )
+      const overOpossum = ratio(
+        measurements,
+        "protect(tryPromise(no-op)) / opossum bridged",
+        "protect.tryPromise",
+        "opossum.closed"
+      )
+      const runPromise = ratio(
+        measurements,
+        "runPromise(protect(void)) / runPromise(void)",
+        "runPromise.protect",
+        "runPromise.void"
+      )
+      const timeoutRatio = ratio(
+        measurements,
+        "Timeout.timeout / Effect.timeout, sync op",
+        "timeout",
+        "effect.timeout"
+      )
+      const make = byIdMicros(measurements, "make")
       const figures: ReadonlyArray<Figure> = [
-        overFloor,
-        overheadRatio(
-          measurements,
-          "protect (Closed) / floor, both net of Effect.void",
-          "protect.closed",
-          "floor",
-          "effect.void"
-        ),
-        cockatiel,
-        opossum,
-        pipelineOverFloor,
-        ratio(measurements, "protect (Open) / floor", "protect.open", "floor"),
-        ratio(measurements, "cockatiel / protect (Open)", "cockatiel.open", "protect.open"),
-        ratio(measurements, "opossum / protect (Open)", "opossum.open", "protect.open")
+        closedOverLb,
+        openOverLb,
+        closedOverEither,
+        ratio(measurements, "pipeline / lbMask Closed", "pipeline", "lbMask.closed"),
+        overCockatiel,
+        overOpossum,
+        ratio(measurements, "protect(tryPromise(no-op)) / tryPromise(no-op)", "protect.tryPromise", "tryPromise"),
+        ratio(measurements, "protect Open / cockatiel bridged Open", "protect.open", "cockatiel.open"),
+        ratio(measurements, "protect Open / opossum bridged Open", "protect.open", "opossum.open"),
+        runPromise,
+        timeoutRatio,
+        make
       ]
       return {
         name: "breaker",
-        title: "Circuit breaker: cost per call",
+        title: "Circuit breaker: cost per call (compiled, one loop, same run)",
         measurements,
+        ratioColumns: [{ key: "lbMask", label: "÷ lbMask" }, { key: "either", label: "÷ either" }],
         figures,
         targets: [
-          target(overFloor, "protect in Closed at most 1.5x the floor", "<=", 1.5),
-          target(pipelineOverFloor, "timeout + retry + breaker + fallback at most 3x the floor", "<=", 3),
-          target(cockatiel, "protect in Closed at least 5x faster than cockatiel", ">=", 5),
-          target(opossum, "protect in Closed at least 5x faster than opossum", ">=", 5)
+          target(closedOverLb, "protect Closed <= 1.5x lbMask", "<=", 1.5),
+          target(openOverLb, "protect Open <= 1.5x lbMask", "<=", 1.5),
+          target(closedOverEither, "protect Closed <= 6x Effect.either(Effect.void)", "<=", 6),
+          target(overCockatiel, "protect(tryPromise(no-op)) <= 2.0x cockatiel bridged", "<=", 2),
+          target(overOpossum, "protect(tryPromise(no-op)) <= 1.3x opossum bridged", "<=", 1.3),
+          target(runPromise, "runPromise(protect(void)) <= 1.5x runPromise(void)", "<=", 1.5),
+          target(make, "CircuitBreaker.make + one call <= 20 µs", "<=", 20),
+          target(timeoutRatio, "Timeout.timeout <= 0.25x Effect.timeout on a sync op", "<=", 0.25)
         ],
         details: {
-          floor: "Clock.currentTimeMillis + Ref.modify (admit), Effect.matchCauseEffect over the call, " +
-            "Clock.currentTimeMillis + Ref.modify (record outcome), outcome given back",
+          lbMask: "Effect.uninterruptibleMask: Date.now once, decide on a mutable cell, " +
+            "Effect.matchCauseEffect(restore(call)) recording the outcome in its continuations; " +
+            "the Open variant fails with a plain tagged object carrying the time to wait",
+          either: "Effect.either(Effect.void): one effect observed, in the same loop",
           pipeline: "Ref.update (the call) |> Timeout.timeout(1 s) |> CircuitBreaker.protect |> " +
             "Retry.policy() |> Fallback.to(value)",
           breakerOptions: { closed: { name: "bench-closed" }, open: { failureThreshold: 1, resetTimeout: "1 hour" } },
           cockatiel: cockatielOptions,
           opossum: opossumOptions,
           peersOpen: "cockatiel opened by 5 failures; opossum opened with breaker.open()",
+          runPromise: "a Promise loop: for (...) await Effect.runPromise(effect)",
+          timeout: "Effect.sync(() => n++) under Timeout.timeout(1 s) and Effect.timeout(1 s); it never times out",
+          make: "CircuitBreaker.make({ name: \"bench-make\" }) then breaker.protect(Effect.void)",
           loop: "Effect.whileLoop over the same effect value; the loop's own cost is in every figure " +
-            "(see effect.void)"
+            "(see Effect.void)"
         }
       }
     })
+}
+
+/** The cost of one case in microseconds, as a figure. */
+const byIdMicros = (measurements: ReadonlyArray<Measurement>, id: string): Figure => {
+  const m = measurements.find((candidate) => candidate.id === id)
+  return {
+    id: `${id}.micros`,
+    label: "CircuitBreaker.make + one call",
+    value: m === undefined ? Number.NaN : m.nsPerCall / 1000,
+    unit: "µs"
+  }
 }

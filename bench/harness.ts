@@ -2,14 +2,15 @@
  * The measuring machinery shared by every benchmark suite.
  *
  * A suite is an Effect that produces a `SuiteResult`. Suites that time calls build a list of
- * `Case`s (one effect each, run in a loop of N iterations inside Effect) and hand them to
- * `measureCases`, which calibrates N, warms every case up, then runs the timed rounds
- * interleaved across cases (round 1 of every case, then round 2, ...), so that no case
- * profits from running first on a runtime the JIT has seen only one shape of, and keeps
- * the median. Each round is timed twice: wall-clock time from the `Clock`, and the CPU time
- * of this process, which ratios and targets use because it stays put when other processes
- * compete for the machine's cores. Scenario suites (an outage, a pipeline under load)
- * report `figures` and `targets` of their own and may have no cases at all.
+ * `Case`s (one effect each, run in a loop of N iterations inside Effect, or a loop of the
+ * case's own, such as a Promise loop) and hand them to `measureCases`, which calibrates N,
+ * warms every case up, then runs the timed rounds interleaved across cases (round 1 of every
+ * case, then round 2, ...), so that no case profits from running first on a runtime the JIT
+ * has seen only one shape of, and keeps the median. Each round is timed twice: wall-clock
+ * time from the `Clock`, and the CPU time of this process, which ratios and targets use
+ * because it stays put when other processes compete for the machine's cores. Scenario suites
+ * (an outage, a pipeline under load) report `figures` and `targets` of their own and may
+ * have no cases at all.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -38,6 +39,12 @@ export interface Case {
    * open breaker rejected every call). Receives the number of calls run in total.
    */
   readonly verify?: ((calls: number) => Effect.Effect<void, string>) | undefined
+  /**
+   * Runs the case `iterations` times in a loop of its own, instead of `call` in an Effect
+   * loop: for code that is not an Effect, such as `await Effect.runPromise(...)` in a
+   * Promise loop. `call` is then unused.
+   */
+  readonly run?: ((iterations: number) => Effect.Effect<void>) | undefined
 }
 
 /** The result of one case. */
@@ -59,6 +66,8 @@ export interface Measurement {
   readonly roundsNsPerCall: ReadonlyArray<number>
   /** Every timed round, wall-clock nanoseconds per call, in the order they ran. */
   readonly roundsWallNsPerCall: ReadonlyArray<number>
+  /** Ratios of `nsPerCall` to other cases, keyed by the suite's `ratioColumns` (filled in by the suite). */
+  readonly ratios?: Readonly<Record<string, number>> | undefined
 }
 
 /** A derived number: a ratio of two measurements, a latency, a count. */
@@ -80,11 +89,21 @@ export interface Target {
   readonly pass: boolean
 }
 
-/** What a suite hands back: printed as a table and written to `bench/results/<name>.json`. */
+/** A column of ratios in the table of measurements: `measurement.ratios[key]`, headed `label`. */
+export interface RatioColumn {
+  readonly key: string
+  readonly label: string
+}
+
+/** What a suite hands back: printed as a table and written to `<results>/<name>.json`. */
 export interface SuiteResult {
   readonly name: string
   readonly title: string
   readonly measurements: ReadonlyArray<Measurement>
+  /** Ratio columns printed beside the measurements. */
+  readonly ratioColumns?: ReadonlyArray<RatioColumn> | undefined
+  /** Lines printed under the table (what a list of probes looked like, what was skipped). */
+  readonly notes?: ReadonlyArray<string> | undefined
   readonly figures: ReadonlyArray<Figure>
   readonly targets: ReadonlyArray<Target>
   /** Anything else worth keeping with the figures (options of the peers, descriptions). */
@@ -111,6 +130,9 @@ const loop = (call: Effect.Effect<unknown>, n: number): Effect.Effect<void> =>
     })
   })
 
+/** The loop that runs a case `n` times. */
+const runnerOf = (c: Case) => (n: number): Effect.Effect<void> => c.run !== undefined ? c.run(n) : loop(c.call, n)
+
 /** What one round took: wall-clock time from the `Clock`, and the CPU time of this process. */
 interface Elapsed {
   readonly wallNanos: number
@@ -122,12 +144,12 @@ const cpuNanos = Effect.sync(() => {
   return (usage.user + usage.system) * 1_000
 })
 
-/** Times `n` runs of `call`. */
-const time = (call: Effect.Effect<unknown>, n: number): Effect.Effect<Elapsed> =>
+/** Times `n` runs of a case. */
+const time = (run: (n: number) => Effect.Effect<void>, n: number): Effect.Effect<Elapsed> =>
   Effect.gen(function*() {
     const cpuStart = yield* cpuNanos
     const start = yield* Clock.currentTimeNanos
-    yield* loop(call, n)
+    yield* run(n)
     const end = yield* Clock.currentTimeNanos
     const cpuEnd = yield* cpuNanos
     return { wallNanos: Number(end - start), cpuNanos: cpuEnd - cpuStart }
@@ -144,18 +166,18 @@ const roundIterations = (n: number): number => {
  * round takes 10 ms, then rescales three times (the first runs are slower, before the JIT
  * has compiled the case). The runs it makes warm the case up too.
  */
-const calibrate = (call: Effect.Effect<unknown>, roundMillis: number): Effect.Effect<number> =>
+const calibrate = (run: (n: number) => Effect.Effect<void>, roundMillis: number): Effect.Effect<number> =>
   Effect.gen(function*() {
     const target = roundMillis * 1_000_000
     let n = 1_000
-    let elapsed = (yield* time(call, n)).cpuNanos
+    let elapsed = (yield* time(run, n)).cpuNanos
     while (elapsed < 10_000_000) {
       n *= elapsed <= 0 ? 10 : Math.min(10, Math.ceil(12_000_000 / elapsed))
-      elapsed = (yield* time(call, n)).cpuNanos
+      elapsed = (yield* time(run, n)).cpuNanos
     }
     for (let pass = 0; pass < 3; pass++) {
       n = roundIterations((n * target) / elapsed)
-      elapsed = (yield* time(call, n)).cpuNanos
+      elapsed = (yield* time(run, n)).cpuNanos
     }
     return n
   })
@@ -180,19 +202,19 @@ export const measureCases = (
     const iterations: Array<number> = []
     const calls: Array<number> = []
     for (const c of cases) {
-      iterations.push(yield* calibrate(c.call, settings.roundMillis))
+      iterations.push(yield* calibrate(runnerOf(c), settings.roundMillis))
       calls.push(0)
     }
     for (let round = 0; round < settings.warmupRounds; round++) {
       for (let i = 0; i < cases.length; i++) {
-        yield* loop(cases[i]!.call, iterations[i]!)
+        yield* runnerOf(cases[i]!)(iterations[i]!)
       }
     }
     const rounds: Array<Array<number>> = cases.map(() => [])
     const wallRounds: Array<Array<number>> = cases.map(() => [])
     for (let round = 0; round < settings.rounds; round++) {
       for (let i = 0; i < cases.length; i++) {
-        const elapsed = yield* time(cases[i]!.call, iterations[i]!)
+        const elapsed = yield* time(runnerOf(cases[i]!), iterations[i]!)
         rounds[i]!.push(elapsed.cpuNanos / iterations[i]!)
         wallRounds[i]!.push(elapsed.wallNanos / iterations[i]!)
         calls[i]! += iterations[i]!
@@ -254,3 +276,34 @@ export const target = (
   unit: figure.unit,
   pass: comparison === "<=" ? figure.value <= limit : figure.value >= limit
 })
+
+/**
+ * Adds to every measurement its ratio to the measurement that `denominator` names for it
+ * (`undefined`: no ratio), under `key` of `ratios`.
+ */
+export const addRatios = (
+  measurements: ReadonlyArray<Measurement>,
+  key: string,
+  denominator: (measurement: Measurement) => string | undefined
+): ReadonlyArray<Measurement> =>
+  measurements.map((m) => {
+    const id = denominator(m)
+    if (id === undefined) return m
+    return { ...m, ratios: { ...m.ratios, [key]: m.nsPerCall / byId(measurements, id).nsPerCall } }
+  })
+
+/** `global.gc` when node runs with `--expose-gc` (as `npm run bench` does). */
+export const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc
+
+/**
+ * The heap in use after full collections, in bytes: a few `gc()` calls with a macrotask in
+ * between, so that objects freed by finalizers and weak references are gone too. Needs `gc`.
+ */
+export const heapAfterGc = (collect: () => void): Effect.Effect<number> =>
+  Effect.promise(async () => {
+    for (let i = 0; i < 4; i++) {
+      collect()
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    return process.memoryUsage().heapUsed
+  })

@@ -1,39 +1,45 @@
 /**
- * The Redis outage suite: a real `redis-server`, frozen with SIGSTOP while reads arrive at a
- * steady rate, once through plain `layerRedis` and once through `ResilientCache` over
- * `layerRedis` (same `commandTimeout`). It measures the read latency each caller sees, and
- * how many reads reached the frozen server: counted by the server itself (`INFO
- * commandstats`, read after SIGCONT, once the server has processed what was sent to it while
- * it was frozen).
+ * The Redis outage suite: `ResilientCache` over the Redis layer (`commandTimeout` 100 ms), in
+ * front of a real `redis-server` that is frozen with SIGSTOP while reads keep arriving.
  *
- * Targets: once the breaker is open, p99 read latency <= 1 ms, and only probes reach the
- * frozen server (at most `halfOpenMaxCalls` per open period). When `redis-server` is not
- * installed the suite says so and measures nothing.
+ * The traffic is open-loop: read `i` is scheduled at `i / rate` seconds, sent in a fiber of
+ * its own whatever the previous reads are doing, and its latency is measured from its
+ * scheduled send time to its answer, so a stall of the sender shows as well as a stall of
+ * the read. Latency percentiles are taken over the reads scheduled after the breaker first
+ * opened, at 50 and 200 reads/s, each rate with a fresh cache and breaker.
+ *
+ * The calls that reach the server are seen twice: by a thin `Cache` layer between the
+ * resilient cache and the Redis layer, which records when each one started and how it ended
+ * (whether a user's read or a probe of the cache's own), and by the server itself (`INFO
+ * commandstats`, read after SIGCONT once it has processed what it was sent while frozen).
+ * They are listed per open period.
+ *
+ * When `redis-server` is not installed the suite says so and measures nothing.
  */
-import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import * as Cache from "../src/Cache.js"
-import { layerRedis } from "../src/Cache/Redis.js"
+import * as RedisCache from "../src/Cache/Redis.js"
 import type * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 import { findRedisServer, type RedisServer, redisServer } from "../test/integration/redisServer.js"
 import type { Figure, Suite, SuiteResult, Target } from "./harness.js"
-import { median } from "./harness.js"
+import { target } from "./harness.js"
 
-/** The same for both callers: each read gives up after this long without a reply. */
+/** The Redis layer gives up on a command after this long. */
 const commandTimeout = 100
 
+/** Short open periods, so that a run sees several probes; one probe at a time. */
 const breakerOptions = {
   failureThreshold: 5,
   resetTimeout: "1 second",
@@ -41,194 +47,314 @@ const breakerOptions = {
   halfOpenMaxCalls: 1
 } as const
 
-/** Reads per second, each in its own fiber, whatever the previous ones are doing. */
-const rate = 200
-/** Reads against the running server first (for reference), then against the frozen one. */
+/** Reads per second, one run each. */
+const rates: ReadonlyArray<number> = [50, 200]
+/** Reads against the running server first (connections and JIT warm), then against the frozen one. */
 const healthyMillis = 1_000
-const frozenMillis = 5_000
+const frozenMillis = 6_000
 
 const key = "bench:outage"
 
-/** One read as its caller saw it; times in milliseconds from the start of the frozen phase. */
-interface Read {
-  readonly start: number
-  readonly end: number
-  readonly latency: number
-  readonly outcome: "value" | "miss" | "error"
+/** Milliseconds since the start of the frozen phase, on one clock for reads, calls and transitions. */
+interface Timeline {
+  readonly now: () => number
+  /** `Date.now()` at the start of the phase, to place the breaker's transitions (epoch milliseconds). */
+  readonly epoch: number
 }
 
-/**
- * Whether a read waited for the frozen server: such a read ends only when `commandTimeout`
- * fires, while a read the breaker answers takes microseconds (a margin of 10% for timers).
- */
-const waited = (read: Read): boolean => read.latency >= commandTimeout * 0.9
+const timeline = (): Timeline => {
+  const origin = performance.now()
+  return { now: () => performance.now() - origin, epoch: Date.now() }
+}
 
-/** The value below which `p` of `values` fall (nearest rank). */
+/** One read as its caller saw it. */
+interface Read {
+  readonly scheduled: number
+  readonly end: number
+  /** From the scheduled send time to the answer. */
+  readonly latency: number
+  readonly outcome: "value" | "miss"
+}
+
+/** One call that the resilient cache made to the Redis layer, i.e. a command sent to the server. */
+interface ServerCall {
+  readonly operation: string
+  readonly start: number
+  end: number | undefined
+  failed: boolean
+}
+
+/** The nearest-rank percentile `p` of `values`. */
 const percentile = (values: ReadonlyArray<number>, p: number): number => {
   if (values.length === 0) return Number.NaN
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
 }
 
-const promise = <A>(run: () => Promise<A>): Effect.Effect<A, Error> =>
-  Effect.tryPromise({ try: run, catch: (error) => (error instanceof Error ? error : new Error(String(error))) })
+/**
+ * The Redis layer's service, recording every call into `calls` with the time from `clock`
+ * (`clock` is read at each call, so the timeline can be restarted between phases).
+ */
+const recording = (
+  inner: Cache.CacheService,
+  calls: Array<ServerCall>,
+  clock: () => Timeline
+): Cache.CacheService => {
+  const track = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const call: ServerCall = { operation, start: clock().now(), end: undefined, failed: false }
+      calls.push(call)
+      return Effect.onExit(effect, (exit) =>
+        Effect.sync(() => {
+          call.end = clock().now()
+          call.failed = Exit.isFailure(exit)
+        }))
+    })
+  const getWithTtl = inner.getWithTtl
+  return {
+    ...inner,
+    get: (k) => track("get", inner.get(k)),
+    getWithTtl: getWithTtl === undefined ? undefined : (k) => track("getWithTtl", getWithTtl(k)),
+    set: (k, v, options) => track("set", inner.set(k, v, options)),
+    delete: (k) => track("delete", inner.delete(k)),
+    invalidate: (prefix) => track("invalidate", inner.invalidate(prefix))
+  }
+}
 
-/** GETs the server has processed since it started, from `INFO commandstats`. */
-const getsProcessed = (server: RedisServer): Effect.Effect<number, Error> =>
-  Effect.map(promise(() => server.admin("INFO", "commandstats")), (info) => {
-    const match = /cmdstat_get:calls=(\d+)/.exec(String(info))
-    return match === null ? 0 : Number(match[1])
+const isRead = (call: ServerCall): boolean => call.operation === "get" || call.operation === "getWithTtl"
+
+/** Data commands the server has processed since it started (connection handshakes and INFO left out). */
+const commandsProcessed = (server: RedisServer): Effect.Effect<number> =>
+  Effect.map(Effect.promise(() => server.admin("INFO", "commandstats")), (info) => {
+    let total = 0
+    for (const match of String(info).matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) {
+      if (!["info", "client", "hello", "ping", "command", "select", "config"].includes(match[1]!.split("|")[0]!)) {
+        total += Number(match[2])
+      }
+    }
+    return total
   })
 
 /** After SIGCONT: waits until the server has worked through its backlog (two equal counts in a row). */
-const settledGets = (server: RedisServer): Effect.Effect<number, Error> =>
+const settledCommands = (server: RedisServer): Effect.Effect<number> =>
   Effect.gen(function*() {
-    let last = yield* getsProcessed(server)
+    let last = yield* commandsProcessed(server)
     for (let attempt = 0; attempt < 60; attempt++) {
       yield* Effect.sleep("100 millis")
-      const now = yield* getsProcessed(server)
+      const now = yield* commandsProcessed(server)
       if (now === last) return now
       last = now
     }
     return last
   })
 
-/** Sends `rate` reads a second for `millis`, each in its own fiber, and waits for all of them. */
+/**
+ * Schedules read `i` at `i / rate` seconds for `millis`, runs each in a fiber of its own,
+ * and waits for all of them. A read sent late (the sender was stalled) counts its lateness.
+ */
 const traffic = (
-  read: Effect.Effect<"value" | "miss" | "error">,
-  millis: number
+  read: Effect.Effect<"value" | "miss">,
+  rate: number,
+  millis: number,
+  clock: Timeline
 ): Effect.Effect<ReadonlyArray<Read>> =>
   Effect.scoped(Effect.gen(function*() {
-    const reads = yield* Ref.make<Array<Read>>([])
+    const reads: Array<Read> = []
     const running = yield* FiberSet.make()
-    const origin = yield* Clock.currentTimeNanos
-    const sinceOrigin = Effect.map(Clock.currentTimeNanos, (now) => Number(now - origin) / 1e6)
     const interval = 1000 / rate
     for (let i = 0; i * interval < millis; i++) {
-      const wait = i * interval - (yield* sinceOrigin)
+      const scheduled = i * interval
+      const wait = scheduled - clock.now()
       if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
       yield* FiberSet.run(
         running,
-        Effect.gen(function*() {
-          const start = yield* sinceOrigin
-          const outcome = yield* read
-          const end = yield* sinceOrigin
-          yield* Ref.update(reads, (all) => {
-            all.push({ start, end, latency: end - start, outcome })
-            return all
-          })
+        Effect.map(read, (outcome) => {
+          const end = clock.now()
+          reads.push({ scheduled, end, latency: end - scheduled, outcome })
         })
       )
     }
     yield* FiberSet.awaitEmpty(running)
-    return yield* Ref.get(reads)
+    return reads
   }))
 
-interface Outcome {
-  readonly healthy: ReadonlyArray<Read>
+/** What one rate produced. */
+interface RunResult {
+  readonly rate: number
   readonly frozen: ReadonlyArray<Read>
-  /** GETs the server processed from the reads of the frozen phase (counted after SIGCONT). */
-  readonly reachedServer: number
+  readonly calls: ReadonlyArray<ServerCall>
+  readonly changes: ReadonlyArray<CircuitBreaker.StateChange & { readonly atMillis: number }>
+  /** Data commands the server processed from the frozen phase, counted after SIGCONT. */
+  readonly serverCommands: number
 }
 
-/**
- * Runs reads against the running server, then freezes it (SIGSTOP) and runs reads for
- * `frozenMillis`; resumes it (SIGCONT, also on failure or interruption) once every read has
- * returned, and counts the GETs the server processed in between.
- */
-const outage = (
-  server: RedisServer,
-  read: Effect.Effect<"value" | "miss" | "error">
-): Effect.Effect<Outcome, Error> =>
-  Effect.gen(function*() {
-    const healthy = yield* traffic(read, healthyMillis)
-    const before = yield* getsProcessed(server)
-    const frozen = yield* Effect.acquireUseRelease(
-      Effect.sync(() => server.stop()),
-      () => traffic(read, frozenMillis),
-      () => Effect.sync(() => server.cont())
-    )
-    const after = yield* settledGets(server)
-    return { healthy, frozen, reachedServer: after - before }
-  })
-
-const redisLayer = (server: RedisServer, name: string) =>
-  layerRedis({
-    url: server.url,
-    name,
-    commandTimeout: Duration.millis(commandTimeout),
-    requireConnection: true
-  })
-
-/** Plain `layerRedis`: a read of the frozen server fails after `commandTimeout`. */
-const withoutBreaker = (server: RedisServer): Effect.Effect<Outcome, unknown> =>
+/** One rate: a fresh resilient cache over a fresh Redis layer, healthy traffic, then frozen traffic. */
+const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknown> =>
   Effect.scoped(Effect.gen(function*() {
-    const cache = Context.get(yield* Layer.build(redisLayer(server, "bench-plain")), Cache.Cache)
-    const read = cache.get(key).pipe(
-      Effect.map(Option.match({ onNone: () => "miss" as const, onSome: () => "value" as const })),
-      Effect.catchAll(() => Effect.succeed("error" as const))
+    let clock = timeline()
+    const allCalls: Array<ServerCall> = []
+    const redis = Context.get(
+      yield* Layer.build(
+        RedisCache.layer({
+          url: server.url,
+          name: `bench-outage-${rate}`,
+          commandTimeout: Duration.millis(commandTimeout),
+          requireConnection: true
+        })
+      ),
+      Cache.Cache
     )
-    return yield* outage(server, read)
-  }))
-
-interface BreakerOutcome extends Outcome {
-  readonly changes: ReadonlyArray<CircuitBreaker.StateChange>
-  readonly metrics: CircuitBreaker.Metrics
-  /** When the breaker opened, in milliseconds from the start of the frozen phase. */
-  readonly openedAt: number | undefined
-}
-
-/** `ResilientCache` over `layerRedis`: a read of the frozen server is a miss, at once once the breaker is open. */
-const withBreaker = (server: RedisServer): Effect.Effect<BreakerOutcome, unknown> =>
-  Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(
-      ResilientCache.layer({ name: "bench-resilient", breaker: breakerOptions }).pipe(
-        Layer.provide(redisLayer(server, "bench-resilient"))
-      )
+    const cache = Context.get(
+      yield* Layer.build(
+        ResilientCache.layer({ name: `bench-outage-${rate}`, breaker: breakerOptions }).pipe(
+          Layer.provide(Layer.succeed(Cache.Cache, recording(redis, allCalls, () => clock)))
+        )
+      ),
+      ResilientCache.ResilientCache
     )
-    const cache = Context.get(context, ResilientCache.ResilientCache)
-    const changes = yield* Ref.make<Array<CircuitBreaker.StateChange>>([])
+    const changes: Array<CircuitBreaker.StateChange> = []
     yield* Effect.forkScoped(
-      Stream.runForEach(cache.breaker.changes, (change) => Ref.update(changes, (all) => [...all, change]))
+      Stream.runForEach(cache.breaker.changes, (change) => Effect.sync(() => changes.push(change)))
     )
     yield* Effect.repeatN(Effect.yieldNow(), 10)
     const read = Effect.map(
       cache.get(key),
       Option.match({ onNone: () => "miss" as const, onSome: () => "value" as const })
     )
-    const outcome = yield* outage(server, read)
-    const metrics = yield* cache.breaker.metrics
-    // The breaker opens when the `failureThreshold`-th read fails: the end of that read, on the
-    // same clock as the reads' starts. Reads that started before it were all let through.
-    const failures = outcome.frozen.filter(waited).map((r) => r.end).sort((a, b) => a - b)
-    const openedAt = failures[breakerOptions.failureThreshold - 1]
-    return { ...outcome, changes: yield* Ref.get(changes), metrics, openedAt }
+
+    yield* traffic(read, rate, healthyMillis, clock)
+    const healthyChanges = changes.length
+    const before = yield* commandsProcessed(server)
+    clock = timeline()
+    const firstFrozenCall = allCalls.length
+    const frozen = yield* Effect.acquireUseRelease(
+      Effect.sync(() => server.stop()),
+      () => traffic(read, rate, frozenMillis, clock),
+      () => Effect.sync(() => server.cont())
+    )
+    const after = yield* settledCommands(server)
+    const epoch = clock.epoch
+    return {
+      rate,
+      frozen,
+      calls: allCalls.slice(firstFrozenCall),
+      changes: changes.slice(healthyChanges).map((change) => ({ ...change, atMillis: change.at - epoch })),
+      serverCommands: after - before
+    }
   }))
 
 const figure = (id: string, label: string, value: number, unit: string): Figure => ({ id, label, value, unit })
 
-const targetOf = (f: Figure, label: string, comparison: "<=" | ">=", limit: number): Target => ({
-  id: f.id,
-  label,
-  value: f.value,
-  limit,
-  comparison,
-  unit: f.unit,
-  pass: comparison === "<=" ? f.value <= limit : f.value >= limit
-})
+const seconds = (millis: number): string => `${(millis / 1000).toFixed(2)} s`
 
-const title = "Redis outage: a frozen server (SIGSTOP), with and without the breaker"
+/** Figures, targets and notes of one rate. */
+const analyse = (result: RunResult) => {
+  const { calls, changes, frozen, rate } = result
+  const opens = changes.filter((change) => change.to === "Open").map((change) => change.atMillis)
+  const openedAt = opens[0]
+  if (openedAt === undefined) {
+    return Either.left(`at ${rate} reads/s the breaker never opened while the server was frozen`)
+  }
+  const afterOpening = frozen.filter((r) => r.scheduled >= openedAt)
+  const latencies = afterOpening.map((r) => r.latency)
+  const readsSent = calls.filter(isRead)
+  const sentAfterOpening = readsSent.filter((call) => call.start >= openedAt)
+  // Open periods: from each transition to Open to the next one (the last to the end of the phase).
+  const periods = opens.map((start, i) => ({
+    start,
+    calls: sentAfterOpening.filter((call) =>
+      call.start >= start && (i + 1 >= opens.length || call.start < opens[i + 1]!)
+    )
+  }))
+  const maxPerPeriod = Math.max(0, ...periods.map((period) => period.calls.length))
+  const userWaits = afterOpening.filter((r) => r.latency >= commandTimeout * 0.9).length
+  const id = (name: string) => `${rate}.${name}`
+  const p99 = figure(id("p99"), `${rate} reads/s, after opening: p99`, percentile(latencies, 0.99), "ms")
+  const max = figure(id("max"), `${rate} reads/s, after opening: max`, Math.max(...latencies), "ms")
+  const perPeriod = figure(
+    id("probesPerPeriod"),
+    `${rate} reads/s: most reads reaching the server in one open period`,
+    maxPerPeriod,
+    "reads"
+  )
+  const figures: ReadonlyArray<Figure> = [
+    figure(id("openedAt"), `${rate} reads/s: breaker first opened after`, openedAt, "ms"),
+    figure(id("reads"), `${rate} reads/s, after opening: reads`, afterOpening.length, "reads"),
+    figure(id("p50"), `${rate} reads/s, after opening: p50`, percentile(latencies, 0.5), "ms"),
+    p99,
+    figure(id("p999"), `${rate} reads/s, after opening: p99.9`, percentile(latencies, 0.999), "ms"),
+    max,
+    figure(
+      id("userWaits"),
+      `${rate} reads/s, after opening: user reads waiting >= ${commandTimeout * 0.9} ms`,
+      userWaits,
+      "reads"
+    ),
+    figure(id("openPeriods"), `${rate} reads/s: open periods`, opens.length, "periods"),
+    figure(id("probes"), `${rate} reads/s, after opening: reads sent to the server`, sentAfterOpening.length, "reads"),
+    perPeriod,
+    figure(
+      id("beforeOpening"),
+      `${rate} reads/s, before opening: reads sent to the server`,
+      readsSent.length - sentAfterOpening.length,
+      "reads"
+    )
+  ]
+  const targets: ReadonlyArray<Target> = [
+    target(p99, `${rate} reads/s: p99 after opening <= 2 ms`, "<=", 2),
+    target(max, `${rate} reads/s: max after opening <= 30 ms`, "<=", 30),
+    target(
+      perPeriod,
+      `${rate} reads/s: <= halfOpenMaxCalls (${breakerOptions.halfOpenMaxCalls}) reads to the server per open period`,
+      "<=",
+      breakerOptions.halfOpenMaxCalls
+    )
+  ]
+  const notes: Array<string> = [
+    `${rate} reads/s: ${calls.length} calls reached the Redis layer while frozen, the server processed ` +
+      `${result.serverCommands} data commands from them` +
+      (calls.length === result.serverCommands ? " (they agree)" : " (they differ: see the JSON)"),
+    ...periods.map((period) =>
+      `  open at ${seconds(period.start)}: ` +
+      (period.calls.length === 0
+        ? "no read reached the server"
+        : period.calls.map((call) =>
+          `${call.operation} at ${seconds(call.start)}, ` +
+          (call.end === undefined
+            ? "unfinished"
+            : `${(call.end - call.start).toFixed(0)} ms, ${call.failed ? "failed" : "ok"}`)
+        ).join("; "))
+    )
+  ]
+  const details = {
+    rate,
+    openPeriods: periods.map((period) => ({
+      openedAtMillis: Math.round(period.start),
+      callsToServer: period.calls.map((call) => ({
+        operation: call.operation,
+        startMillis: Math.round(call.start * 10) / 10,
+        millis: call.end === undefined ? null : Math.round((call.end - call.start) * 10) / 10,
+        failed: call.failed
+      }))
+    })),
+    transitions: changes.map((change) => ({
+      from: change.from,
+      to: change.to,
+      reason: change.reason,
+      atMillis: Math.round(change.atMillis)
+    })),
+    slowestReadsAfterOpening: [...afterOpening].sort((a, b) => b.latency - a.latency).slice(0, 10).map((r) => ({
+      scheduledMillis: Math.round(r.scheduled * 10) / 10,
+      latencyMillis: Math.round(r.latency * 1000) / 1000,
+      outcome: r.outcome
+    })),
+    serverCommands: result.serverCommands,
+    callsToRedisLayer: calls.length
+  }
+  return Either.right({ figures, targets, notes, details })
+}
 
-const skipped = (reason: string): SuiteResult => ({
-  name: "redis-outage",
-  title,
-  measurements: [],
-  figures: [],
-  targets: [],
-  details: { skipped: reason }
-})
-
-const fail = (reason: string): Effect.Effect<never, string> => Effect.fail(`redis-outage: ${reason}`)
+const title = "Frozen Redis (SIGSTOP): ResilientCache, commandTimeout 100 ms, open-loop reads"
 
 /** The Redis outage suite. */
 export const suite: Suite = {
@@ -240,141 +366,43 @@ export const suite: Suite = {
       if (Either.isLeft(binary)) {
         const reason = "redis-server is not installed (Debian: apt-get install -y redis-server)"
         yield* Console.log(`${title}\n  skipped: ${reason}\n`)
-        return skipped(reason)
+        return { name: "redis-outage", title, measurements: [], figures: [], targets: [], details: { skipped: reason } }
       }
       const server = yield* redisServer()
-      yield* promise(() => server.admin("SET", key, "x".repeat(100)))
-
-      const plain = yield* withoutBreaker(server)
-      const resilient = yield* withBreaker(server)
-
-      // What each read did, seen by its caller: a read that waited had sent a GET to the
-      // frozen server; the server's own count after SIGCONT must say the same.
-      if (plain.frozen.some((r) => r.outcome !== "error")) {
-        return yield* fail("a read of the frozen server without the breaker did not fail")
+      yield* Effect.promise(() => server.admin("SET", key, "x".repeat(100)))
+      const figures: Array<Figure> = []
+      const targets: Array<Target> = []
+      const notes: Array<string> = []
+      const perRate: Array<unknown> = []
+      for (const rate of rates) {
+        const analysed = analyse(yield* run(server, rate))
+        if (Either.isLeft(analysed)) {
+          return yield* Effect.fail(`redis-outage: ${analysed.left}`)
+        }
+        figures.push(...analysed.right.figures)
+        targets.push(...analysed.right.targets)
+        notes.push(...analysed.right.notes)
+        perRate.push(analysed.right.details)
       }
-      if (plain.reachedServer !== plain.frozen.length) {
-        return yield* fail(
-          `without the breaker, ${plain.frozen.length} reads were sent but the server counted ${plain.reachedServer}`
-        )
-      }
-      if (resilient.frozen.some((r) => r.outcome === "error")) {
-        return yield* fail("a read through the resilient cache failed")
-      }
-      const resilientWaited = resilient.frozen.filter(waited).length
-      if (resilient.reachedServer !== resilientWaited) {
-        return yield* fail(
-          `with the breaker, ${resilientWaited} reads waited for the server but it counted ${resilient.reachedServer}`
-        )
-      }
-      const openedAt = resilient.openedAt
-      if (openedAt === undefined) return yield* fail("the breaker never opened")
-
-      const beforeOpening = resilient.frozen.filter((r) => r.start < openedAt)
-      const afterOpening = resilient.frozen.filter((r) => r.start >= openedAt)
-      // Every read before opening was let through (the breaker was closed); the rest of what
-      // the server counted came after opening.
-      const reachedAfterOpening = resilient.reachedServer - beforeOpening.filter(waited).length
-      // Open periods: the first opening, then one per failed probe.
-      const openPeriods = resilient.changes.filter((c) => c.to === "Open").length
-      const probes = afterOpening.filter(waited).length
-
-      const latencies = (reads: ReadonlyArray<Read>) => reads.map((r) => r.latency)
-      const p99AfterOpening = figure(
-        "breaker.afterOpening.p99",
-        "with the breaker, after opening: p99 read latency",
-        percentile(latencies(afterOpening), 0.99),
-        "ms"
-      )
-      const reachedAfter = figure(
-        "breaker.afterOpening.reachedServer",
-        "with the breaker, after opening: reads that reached the server",
-        reachedAfterOpening,
-        "reads"
-      )
-      // The same figures for both runs over the frozen server.
-      const frozenFigures = (
-        id: string,
-        label: string,
-        run: { readonly frozen: typeof plain.frozen; readonly reachedServer: number }
-      ): ReadonlyArray<Figure> => [
-        figure(`${id}.p50`, `frozen, ${label}: p50 read latency`, median(latencies(run.frozen)), "ms"),
-        figure(`${id}.p99`, `frozen, ${label}: p99 read latency`, percentile(latencies(run.frozen), 0.99), "ms"),
-        figure(`${id}.reads`, `frozen, ${label}: reads`, run.frozen.length, "reads"),
-        figure(
-          `${id}.errors`,
-          `frozen, ${label}: reads that failed`,
-          run.frozen.filter((r) => r.outcome === "error").length,
-          "reads"
-        ),
-        figure(`${id}.reachedServer`, `frozen, ${label}: reads that reached the server`, run.reachedServer, "reads")
-      ]
-      const figures: ReadonlyArray<Figure> = [
-        figure("healthy.p50", "running server, plain: p50 read latency", median(latencies(plain.healthy)), "ms"),
-        figure(
-          "healthy.p99",
-          "running server, plain: p99 read latency",
-          percentile(latencies(plain.healthy), 0.99),
-          "ms"
-        ),
-        ...frozenFigures("plain", "without the breaker", plain),
-        ...frozenFigures("breaker", "with the breaker", resilient),
-        figure("breaker.openedAt", "with the breaker: opened after", openedAt, "ms"),
-        figure(
-          "breaker.beforeOpening.reachedServer",
-          "with the breaker, before opening: reads that reached the server",
-          beforeOpening.filter(waited).length,
-          "reads"
-        ),
-        figure(
-          "breaker.afterOpening.p50",
-          "with the breaker, after opening: p50 read latency",
-          median(latencies(afterOpening)),
-          "ms"
-        ),
-        p99AfterOpening,
-        reachedAfter,
-        figure("breaker.openPeriods", "with the breaker: open periods", openPeriods, "periods")
-      ]
-      const targets: ReadonlyArray<Target> = [
-        targetOf(p99AfterOpening, "after opening, p99 read latency", "<=", 1),
-        targetOf(
-          reachedAfter,
-          `after opening, only probes reach the server (${breakerOptions.halfOpenMaxCalls} per open period)`,
-          "<=",
-          breakerOptions.halfOpenMaxCalls * openPeriods
-        )
-      ]
       return {
         name: "redis-outage",
         title,
         measurements: [],
         figures,
         targets,
+        notes,
         details: {
           server: `redis-server on a free loopback port (${binary.right}), frozen with SIGSTOP, resumed with SIGCONT`,
-          counting: "reads that reached the server: the increase of cmdstat_get in INFO commandstats, read after " +
-            "SIGCONT once the server had processed its backlog; cross-checked against the reads that waited for " +
-            "commandTimeout on the client side",
-          traffic: { readsPerSecond: rate, healthyMillis, frozenMillis, key },
-          withoutBreaker: { layer: "layerRedis", commandTimeout },
-          withBreaker: {
-            layer: "ResilientCache.layer over layerRedis",
+          traffic: `open-loop: read i scheduled at i / rate; latency from the scheduled send time; ` +
+            `${healthyMillis} ms healthy, then ${frozenMillis} ms frozen, per rate`,
+          cache: {
+            layer: "ResilientCache.layer({ name, breaker }) over the Redis layer",
             commandTimeout,
-            breaker: breakerOptions,
-            probes
+            breaker: breakerOptions
           },
-          slowestReadsAfterOpening: [...afterOpening].sort((a, b) => b.latency - a.latency).slice(0, 12).map((r) => ({
-            startMillis: Math.round(r.start * 10) / 10,
-            latencyMillis: Math.round(r.latency * 1000) / 1000,
-            reachedServer: waited(r)
-          })),
-          transitions: resilient.changes.map((c) => ({ from: c.from, to: c.to, reason: c.reason })),
-          breakerMetrics: {
-            successfulCalls: resilient.metrics.successfulCalls,
-            failedCalls: resilient.metrics.failedCalls,
-            rejectedCalls: resilient.metrics.rejectedCalls
-          }
+          counting: "calls to the Redis layer recorded by a Cache layer in between; data commands processed " +
+            "by the server (INFO commandstats after SIGCONT, once its backlog is processed)",
+          perRate
         }
       } satisfies SuiteResult
     }).pipe(
