@@ -35,10 +35,9 @@ export const answerOrApology: Effect.Effect<string, BadRequest> = ask("hello").p
   Fallback.to("Sorry, try again later.", { when: isUnavailable })
 )
 
+// An open breaker ends the retries at once: the failover moves on to the next provider.
 const retrying = Retry.policy({
-  schedules: { Transient: Retry.backoff({ base: "50 millis", maxRetries: 2 }) },
-  // An open breaker asks to wait its open duration: fail over instead.
-  maxRetryAfter: "1 second"
+  schedules: { Transient: Retry.backoff({ base: "50 millis", maxRetries: 2 }) }
 })
 
 export const failover = Effect.gen(function*() {

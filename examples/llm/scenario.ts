@@ -25,7 +25,8 @@ import type { CircuitBreaker, InvalidOptions } from "effect-resilience"
  * How the example's client calls each provider: a 1.5 s timeout per attempt; a breaker that
  * opens after 3 failures and probes after 2 s; two quick retries for 500s, resets and
  * timeouts; one retry for a 429, never before its Retry-After; and no wait longer than a
- * second (an open breaker, a long Retry-After), since failing over is better.
+ * second for a long Retry-After, since failing over is better (an open breaker ends the
+ * retries at once anyway).
  */
 export const provider = (name: string): Client.ProviderConfig => ({
   name,
