@@ -4,6 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Metric, Option, PrimaryKey, Ref, Schema, TestClock } from "effect"
 import * as Cache from "../src/Cache.js"
 import * as CachePersistence from "../src/CachePersistence.js"
+import * as Chaos from "../src/Chaos.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 
 class User extends Schema.Class<User>("User")({ id: Schema.Number, name: Schema.String }) {}
@@ -182,4 +183,27 @@ describe("CachePersistence", () => {
       expect(yield* store.getMany(["bad", "absent"])).toEqual([Option.none(), Option.none()])
       expect((yield* Metric.value(CachePersistence.decodeFailures)).count - before).toBe(2)
     }).pipe(Effect.provide(CachePersistence.layer.pipe(Layer.provideMerge(MemoryCache)))))
+
+  it.scoped("over a resilient cache that is down, PersistedCache answers from its lookup and never fails", () =>
+    Effect.gen(function*() {
+      const lookups = yield* Ref.make(0)
+      const users = yield* makeUsers(lookups)
+      for (let i = 0; i < 10; i++) {
+        expect(yield* Effect.exit(users.get(new GetUser({ id: 100 + i })))).toEqual(
+          Exit.succeed(new User({ id: 100 + i, name: `user-${100 + i}` }))
+        )
+      }
+      expect(yield* Ref.get(lookups)).toBe(10)
+      const store = yield* (yield* Persistence.ResultPersistence).make({ storeId: "users" })
+      expect(yield* Effect.exit(store.getMany([new GetUser({ id: 100 })]))).toEqual(Exit.succeed([Option.none()]))
+      expect(yield* Effect.exit(store.clear)).toEqual(Exit.void)
+    }).pipe(
+      Effect.provide(
+        CachePersistence.layerResult.pipe(
+          Layer.provide(ResilientCache.layer({ name: "persisted-down" })),
+          Layer.provide(Chaos.layerCache({ outages: [{ start: 0, duration: "1 hour" }] })),
+          Layer.provide(MemoryCache)
+        )
+      )
+    ))
 })
