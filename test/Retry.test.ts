@@ -787,3 +787,194 @@ describe("Retry around a CircuitBreaker", () => {
       expect(yield* Ref.get(attempts)).toBe(6)
     }))
 })
+
+describe("Retry at its boundaries", () => {
+  it.effect("waits out a Retry-After exactly equal to maxRetryAfter, and refuses one a millisecond longer", () =>
+    Effect.gen(function*() {
+      const retrying = Retry.policy({ schedules: { Degraded: Schedule.recurs(1) }, maxRetryAfter: "1 minute" })
+      const equal = yield* failing(http(429, { "retry-after": "60" }))
+      yield* timeline(retrying(equal.effect), equal.attempts, [[59_999, 1], [1, 2], [600_000, 2]])
+      const field = yield* failing(new Custom({ retryAfter: Duration.minutes(1) }))
+      yield* timeline(retrying(field.effect), field.attempts, [[59_999, 1], [1, 2]])
+      const longer = yield* failing(new Custom({ retryAfter: Duration.millis(60_001) }))
+      const exit = yield* Effect.exit(retrying(longer.effect))
+      expect(exit).toEqual(Exit.fail(new Custom({ retryAfter: Duration.millis(60_001) })))
+      expect(yield* Ref.get(longer.attempts)).toBe(1)
+    }))
+
+  it.effect("a budget allows exactly floor(ratio × calls): 29 of 100 calls at 0.29, and every ratio k/100", () =>
+    Effect.gen(function*() {
+      for (let k = 0; k <= 100; k++) {
+        const ratio = k / 100
+        const budget = yield* Retry.budget({ name: uniqueName("ratio"), ratio, minPerSecond: 0 })
+        for (let i = 0; i < 100; i++) yield* budget.deposit
+        expect((yield* budget.stats).available, `ratio ${ratio}`).toBe(k)
+        let allowed = 0
+        while (yield* budget.withdraw) allowed++
+        expect(allowed, `ratio ${ratio}`).toBe(k)
+      }
+      // The same through floating point the other way: 0.1 + 0.2 per call.
+      const budget = yield* Retry.budget({ name: uniqueName("ratio"), ratio: 0.1 + 0.2, minPerSecond: 0 })
+      for (let i = 0; i < 10; i++) yield* budget.deposit
+      expect((yield* budget.stats).available).toBe(3)
+    }))
+
+  it.effect("a budget's reserve is minPerSecond × window seconds exactly, fractions rounded down", () =>
+    Effect.gen(function*() {
+      const exact = yield* Retry.budget({
+        name: uniqueName("reserve"),
+        ratio: 0,
+        minPerSecond: 0.3,
+        window: "10 seconds"
+      })
+      expect((yield* exact.stats).available).toBe(3)
+      const fraction = yield* Retry.budget({ name: uniqueName("reserve"), ratio: 0, minPerSecond: 0.35 })
+      expect((yield* fraction.stats).available).toBe(3)
+    }))
+
+  it.effect("a call counts in the budget until exactly one window later", () =>
+    Effect.gen(function*() {
+      const budget = yield* Retry.budget({ name: uniqueName("edge"), ratio: 1, minPerSecond: 0, window: "10 seconds" })
+      yield* budget.deposit
+      yield* TestClock.adjust(9_999)
+      expect((yield* budget.stats).calls).toBe(1)
+      yield* TestClock.adjust(1)
+      expect((yield* budget.stats).calls).toBe(0)
+    }))
+
+  it("reads a Retry-After header from a plain record in any casing, on the error or its response", () => {
+    const millis = (error: unknown) => Option.map(Retry.retryAfter(error, 0), Duration.toMillis)
+    for (const key of ["retry-after", "Retry-After", "RETRY-AFTER", "Retry-after"]) {
+      expect(millis({ headers: { [key]: "5" } }), key).toEqual(Option.some(5000))
+      expect(millis({ response: { headers: { [key]: "6" } } }), key).toEqual(Option.some(6000))
+      expect(millis({ headers: { [key]: ["7"] } }), key).toEqual(Option.some(7000))
+    }
+    expect(millis({ headers: new Headers({ "retry-after": "8" }) })).toEqual(Option.some(8000))
+    expect(millis({ headers: { "x-retry-after": "9" } })).toEqual(Option.none())
+  })
+
+  it("parses a Retry-After date equal to now or past as zero, and an asctime date with a one-digit day", () => {
+    const now = Date.parse("2015-10-01T07:28:00Z")
+    const millis = (value: string) => Option.map(Retry.parseRetryAfter(value, now), Duration.toMillis)
+    expect(millis("Thu, 01 Oct 2015 07:28:00 GMT")).toEqual(Option.some(0))
+    expect(millis("Thu, 01 Oct 2015 07:27:59 GMT")).toEqual(Option.some(0))
+    expect(millis("Thu, 01 Oct 2015 07:28:01 GMT")).toEqual(Option.some(1000))
+    expect(millis("Thu Oct  1 07:28:05 2015")).toEqual(Option.some(5000))
+    expect(millis("0")).toEqual(Option.some(0))
+  })
+
+  it.effect("backoff retries when a retry starts exactly at maxElapsed, not a millisecond later", () =>
+    Effect.gen(function*() {
+      // 1 s, 2 s, 4 s: retries at 1, 3 and 7 s.
+      const exactly = yield* failing("boom")
+      const atLimit = Retry.backoff({ base: "1 second", jitter: "none", maxElapsed: "7 seconds" })
+      yield* timeline(Effect.retry(exactly.effect, atLimit), exactly.attempts, [[1000, 2], [2000, 3], [4000, 4], [
+        60_000,
+        4
+      ]])
+      const under = yield* failing("boom")
+      const belowLimit = Retry.backoff({ base: "1 second", jitter: "none", maxElapsed: "6999 millis" })
+      yield* timeline(Effect.retry(under.effect, belowLimit), under.attempts, [[1000, 2], [2000, 3], [60_000, 3]])
+    }))
+
+  it("classifies every Node error code of its tables", () => {
+    const table: ReadonlyArray<readonly [Retry.ErrorClass, ReadonlyArray<string>]> = [
+      ["Transient", [
+        "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "ESOCKETTIMEDOUT", "EHOSTUNREACH",
+        "EHOSTDOWN", "ENETUNREACH", "ENETDOWN", "ENETRESET", "EAI_AGAIN", "EADDRNOTAVAIL",
+        "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_SOCKET",
+        "UND_ERR_CLOSED"
+      ]],
+      ["Degraded", ["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "EBUSY", "EAGAIN"]],
+      ["Persistent", ["ENOTFOUND"]],
+      ["Fatal", [
+        "EACCES", "EPERM", "ENOENT", "EINVAL", "ERR_INVALID_ARG_TYPE", "ERR_INVALID_ARG_VALUE", "ERR_INVALID_URL",
+        "CERT_HAS_EXPIRED", "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN",
+        "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_TLS_CERT_ALTNAME_INVALID"
+      ]]
+    ]
+    for (const [errorClass, codes] of table) {
+      for (const code of codes) expect(Retry.classify(nodeError(code)), code).toBe(errorClass)
+    }
+  })
+
+  it("classifies HTTP statuses at every edge of their ranges", () => {
+    const table: ReadonlyArray<readonly [number, Retry.ErrorClass]> = [
+      [399, "Degraded"],
+      [400, "Fatal"],
+      [407, "Fatal"],
+      [408, "Transient"],
+      [409, "Fatal"],
+      [424, "Fatal"],
+      [425, "Transient"],
+      [426, "Fatal"],
+      [428, "Fatal"],
+      [429, "Degraded"],
+      [430, "Fatal"],
+      [499, "Fatal"],
+      [500, "Transient"],
+      [599, "Transient"],
+      [600, "Degraded"]
+    ]
+    for (const [status, errorClass] of table) {
+      expect(Retry.classify({ status }), `status ${status}`).toBe(errorClass)
+      expect(Retry.classify({ statusCode: String(status) }), `statusCode "${status}"`).toBe(errorClass)
+      expect(Retry.classify({ response: { statusCode: status } }), `response.statusCode ${status}`).toBe(errorClass)
+    }
+  })
+
+  it("classifies every SQLSTATE class of its table, and an unknown class as Degraded", () => {
+    const table: ReadonlyArray<readonly [string, Retry.ErrorClass]> = [
+      ["08006", "Transient"],
+      ["40P01", "Transient"],
+      ["53300", "Degraded"],
+      ["57P01", "Transient"],
+      ["57014", "Transient"],
+      ["22001", "Fatal"],
+      ["23505", "Fatal"],
+      ["28P01", "Fatal"],
+      ["42601", "Fatal"],
+      ["XX000", "Degraded"],
+      ["0800", "Degraded"]
+    ]
+    for (const [code, errorClass] of table) expect(Retry.classify({ code }), code).toBe(errorClass)
+  })
+
+  it("classifies every Redis error code of its table by the whole word, never by a prefix", () => {
+    const table: ReadonlyArray<readonly [string, Retry.ErrorClass]> = [
+      ["OOM", "Degraded"],
+      ["BUSY", "Degraded"],
+      ["TRYAGAIN", "Transient"],
+      ["CLUSTERDOWN", "Transient"],
+      ["LOADING", "Persistent"],
+      ["MASTERDOWN", "Persistent"],
+      ["READONLY", "Persistent"],
+      ["NOAUTH", "Fatal"],
+      ["WRONGPASS", "Fatal"],
+      ["WRONGTYPE", "Fatal"],
+      ["NOPERM", "Fatal"]
+    ]
+    for (const [code, errorClass] of table) {
+      expect(Retry.classify(new ReplyError(`${code} something went wrong`)), code).toBe(errorClass)
+      expect(Retry.classify(new ReplyError(code)), code).toBe(errorClass)
+      // A longer word that starts with the code is another error: not known, so Degraded.
+      expect(Retry.classify(new ReplyError(`${code}X something else`)), `${code}X`).toBe("Degraded")
+    }
+    expect(Retry.classify(new Error("Connection is closed."))).toBe("Transient")
+    expect(Retry.classify(Object.assign(new Error("timed out"), { name: "TimeoutError" }))).toBe("Transient")
+    expect(Retry.classify(Object.assign(new Error("max"), { name: "MaxRetriesPerRequestError" }))).toBe("Transient")
+  })
+
+  it("classifies the errors of this library by their tag", () => {
+    const table: ReadonlyArray<readonly [string, Retry.ErrorClass]> = [
+      ["CircuitBreakerOpen", "Transient"],
+      ["TimeoutError", "Transient"],
+      ["TimeoutException", "Transient"],
+      ["RateLimitExceeded", "Degraded"],
+      ["BulkheadFull", "Degraded"],
+      ["InvalidOptions", "Fatal"],
+      ["ParseError", "Fatal"]
+    ]
+    for (const [tag, errorClass] of table) expect(Retry.classify({ _tag: tag }), tag).toBe(errorClass)
+  })
+})

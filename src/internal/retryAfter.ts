@@ -39,8 +39,8 @@ const MAX_DEPTH = 5
 /**
  * The wait an error asks for, in milliseconds (`Infinity` for "never"), or `undefined`.
  * Looks at a `retryAfter` field (a `Duration`, a `DurationInput`, a `Retry-After` header
- * value or a `Date`), then at a `retry-after` header on the error or its `response`, then
- * down the `cause` chain.
+ * value or a `Date`), then at a `retry-after` header (in any casing) on the error or its
+ * `response`, then down the `cause` chain.
  *
  * @internal
  */
@@ -96,6 +96,15 @@ const headerMillis = (headers: unknown, now: number): number | undefined => {
   } else {
     const record = headers as Record<string, unknown>
     value = record["retry-after"] ?? record["Retry-After"]
+    // Header names are case-insensitive: look for any other casing.
+    if (value === undefined) {
+      for (const key of Object.keys(record)) {
+        if (key.length === 11 && key.toLowerCase() === "retry-after") {
+          value = record[key]
+          break
+        }
+      }
+    }
   }
   if (Array.isArray(value)) value = value[0]
   return typeof value === "string" ? parseRetryAfterMillis(value, now) : undefined
