@@ -92,3 +92,24 @@ export const duration = (
   }
   return Either.right(d)
 }
+
+/**
+ * The options object given to a constructor, one rule for all: anything that is not an
+ * object (`null`, a number, a string, an array) fails with `InvalidOptions` naming
+ * `options`; `undefined` means "no options" (`{}`) unless the constructor has a required
+ * option (`required`), when it fails the same way.
+ *
+ * @internal
+ */
+export const object = <A extends object>(
+  module: string,
+  value: A | undefined,
+  required: boolean,
+  expected = "an object of options"
+): Either.Either<A, InvalidOptions> => {
+  if (value === undefined && !required) return Either.right({} as A)
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return Either.left(new InvalidOptions({ module, field: "options", expected, received: value }))
+  }
+  return Either.right(value)
+}
