@@ -70,8 +70,13 @@ const timeline = (): Timeline => {
 /** One read as its caller saw it. */
 interface Read {
   readonly scheduled: number
+  /** When its fiber started the read: after `scheduled` when the sender or the machine stalled. */
+  readonly sent: number
   readonly end: number
-  /** From the scheduled send time to the answer. */
+  /**
+   * From the scheduled send time to the answer (from the send time for a read that a timer
+   * firing a fraction of a millisecond early sent before its scheduled time).
+   */
   readonly latency: number
   readonly outcome: "value" | "miss"
 }
@@ -168,9 +173,12 @@ const traffic = (
       if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
       yield* FiberSet.run(
         running,
-        Effect.map(read, (outcome) => {
-          const end = clock.now()
-          reads.push({ scheduled, end, latency: end - scheduled, outcome })
+        Effect.suspend(() => {
+          const sent = clock.now()
+          return Effect.map(read, (outcome) => {
+            const end = clock.now()
+            reads.push({ scheduled, sent, end, latency: end - Math.min(scheduled, sent), outcome })
+          })
         })
       )
     }
@@ -250,13 +258,15 @@ const seconds = (millis: number): string => `${(millis / 1000).toFixed(2)} s`
 /** Figures, targets and notes of one rate. */
 const analyse = (result: RunResult) => {
   const { calls, changes, frozen, rate } = result
-  const opens = changes.filter((change) => change.to === "Open").map((change) => change.atMillis)
+  // A transition's time is whole milliseconds of `Date.now`: it happened before `at + 1`.
+  const opens = changes.filter((change) => change.to === "Open").map((change) => change.atMillis + 1)
   const openedAt = opens[0]
   if (openedAt === undefined) {
     return Either.left(`at ${rate} reads/s the breaker never opened while the server was frozen`)
   }
   const afterOpening = frozen.filter((r) => r.scheduled >= openedAt)
   const latencies = afterOpening.map((r) => r.latency)
+  const lateness = afterOpening.map((r) => Math.max(0, r.sent - r.scheduled))
   const readsSent = calls.filter(isRead)
   const sentAfterOpening = readsSent.filter((call) => call.start >= openedAt)
   // Open periods: from each transition to Open to the next one (the last to the end of the phase).
@@ -284,6 +294,13 @@ const analyse = (result: RunResult) => {
     p99,
     figure(id("p999"), `${rate} reads/s, after opening: p99.9`, percentile(latencies, 0.999), "ms"),
     max,
+    figure(
+      id("sendLateness.p99"),
+      `${rate} reads/s, after opening: sender late by (p99; a stalled machine)`,
+      percentile(lateness, 0.99),
+      "ms"
+    ),
+    figure(id("sendLateness.max"), `${rate} reads/s, after opening: sender late by (max)`, Math.max(...lateness), "ms"),
     figure(
       id("userWaits"),
       `${rate} reads/s, after opening: user reads waiting >= ${commandTimeout * 0.9} ms`,
@@ -345,6 +362,7 @@ const analyse = (result: RunResult) => {
     })),
     slowestReadsAfterOpening: [...afterOpening].sort((a, b) => b.latency - a.latency).slice(0, 10).map((r) => ({
       scheduledMillis: Math.round(r.scheduled * 10) / 10,
+      lateMillis: Math.round(Math.max(0, r.sent - r.scheduled) * 1000) / 1000,
       latencyMillis: Math.round(r.latency * 1000) / 1000,
       outcome: r.outcome
     })),

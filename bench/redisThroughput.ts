@@ -28,7 +28,7 @@ import { median, target } from "./harness.js"
 const callers = 100
 /** How long each variant runs per round, and how many timed rounds (after one untimed round). */
 const roundMillis = 1_000
-const rounds = 3
+const rounds = 5
 
 const key = "bench:throughput"
 const value = "x".repeat(100)
