@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Metric, Random, Ref, TestClock } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
+import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as Retry from "../src/Retry.js"
 
 let counter = 0
@@ -270,6 +271,12 @@ describe("Bulkhead", () => {
       expect(yield* field({} as never)).toBe("maxConcurrent")
       expect(yield* field({ maxConcurrent: 1, maxQueue: -1 })).toBe("maxQueue")
       expect(yield* field({ maxConcurrent: 1, name: "" })).toBe("name")
+      // Anything but an object: one rule for every constructor, a typed failure naming "options".
+      for (const options of [null, undefined, 3, "four", [1]]) {
+        const error = yield* Effect.flip(Bulkhead.make(options as never))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error.field).toBe("options")
+      }
       const exit = yield* Effect.exit(Bulkhead.make({ maxConcurrent: 2, maxQueue: Number.POSITIVE_INFINITY }))
       expect(Exit.isSuccess(exit)).toBe(true)
     }))

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Exit, Fiber, Metric, Random, Ref, Schedule, TestClock } from "effect"
+import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Retry from "../src/Retry.js"
 
@@ -159,5 +160,10 @@ describe("RateLimit.make", () => {
       expect(yield* field({ limit: 1, interval: "1 second", mode: "drop" as never })).toBe("mode")
       const waiting = yield* Effect.scoped(Effect.either(RateLimit.make({ limit: -1, interval: "1 second" })))
       expect(Either.isLeft(waiting) && waiting.left.field).toBe("limit")
+      for (const options of [null, undefined, 3, "four", [1]]) {
+        const error = yield* Effect.scoped(Effect.flip(RateLimit.make(options as never)))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error.field).toBe("options")
+      }
     }))
 })

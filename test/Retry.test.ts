@@ -544,6 +544,11 @@ describe("Retry.policy", () => {
     expect(invalidField(() => Retry.policy({ budget: {} as never }))).toBe("budget")
     expect(invalidField(() => Retry.policy({ maxRetryAfter: -1 }))).toBe("maxRetryAfter")
     expect(invalidField(() => Retry.policy({ waitOutOpenBreaker: "yes" as never }))).toBe("waitOutOpenBreaker")
+    for (const options of [null, 3, "four", [1]]) {
+      expect(invalidField(() => Retry.policy(options as never))).toBe("options")
+      expect(invalidField(() => Retry.backoff(options as never))).toBe("options")
+      expect(invalidField(() => Retry.withBudget(Effect.void, options as never))).toBe("options")
+    }
   })
 })
 
@@ -666,6 +671,12 @@ describe("Retry.budget", () => {
       expect((yield* Effect.flip(Retry.budget({ minPerSecond: Number.NaN }))).field).toBe("minPerSecond")
       expect((yield* Effect.flip(Retry.budget({ window: 0 }))).field).toBe("window")
       expect((yield* Effect.flip(Retry.budget({ name: "" }))).field).toBe("name")
+      for (const options of [null, 3, "four", [1]]) {
+        const error = yield* Effect.flip(Retry.budget(options as never))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error.field).toBe("options")
+      }
+      expect((yield* Retry.budget(undefined)).ratio).toBe(0.2)
     }))
 })
 

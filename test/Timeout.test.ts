@@ -235,5 +235,8 @@ describe("Timeout.timeout", () => {
     expect(field(() => Timeout.timeout(Effect.void, -5))).toBe("duration")
     expect(field(() => Timeout.timeout(Effect.void, "soon" as never))).toBe("duration")
     expect(field(() => Timeout.timeout(Effect.void, "1 second", { operation: " " }))).toBe("operation")
+    for (const options of [null, 3, "four", [1]]) {
+      expect(field(() => Timeout.timeout(Effect.void, "1 second", options as never))).toBe("options")
+    }
   })
 })

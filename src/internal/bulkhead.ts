@@ -119,9 +119,10 @@ const rejectedCounter = counter("effect_resilience_bulkhead_rejected_total", "Ca
 const maxQueueCheck = options.integerAtLeastOrInfinity(0)
 
 /** @internal */
-export const make = (input: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.Bulkhead, InvalidOptions> =>
+export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.Bulkhead, InvalidOptions> =>
   Effect.gen(function*() {
     const module = "Bulkhead"
+    const input = yield* options.object(module, given, true, "an object { maxConcurrent, maxQueue?, name? }")
     const name = yield* options.field(module, "name", input.name, options.nonEmptyString, "bulkhead")
     if (input.maxConcurrent === undefined) {
       return yield* new InvalidOptions({

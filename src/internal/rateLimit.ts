@@ -113,9 +113,10 @@ const modeCheck: options.Check<"wait" | "reject"> = options.check(
   "\"wait\" or \"reject\""
 )
 
-const validate = (input: RateLimit.RateLimit.Options) =>
+const validate = (given: RateLimit.RateLimit.Options) =>
   Effect.gen(function*() {
     const module = "RateLimit"
+    const input = yield* options.object(module, given, true, "an object { limit, interval, algorithm?, mode?, name? }")
     const name = yield* options.field(module, "name", input.name, options.nonEmptyString, "rate-limit")
     if (input.limit === undefined) {
       return yield* new InvalidOptions({ module, field: "limit", expected: "an integer >= 1", received: undefined })

@@ -125,8 +125,8 @@ export const makeBackoff = (config: BackoffConfig): Schedule.Schedule<Duration.D
 }
 
 /** @internal */
-export const backoff = (input: BackoffOptions = {}): Schedule.Schedule<Duration.Duration> => {
-  const config = validateBackoff(input)
+export const backoff = (input?: BackoffOptions): Schedule.Schedule<Duration.Duration> => {
+  const config = Either.flatMap(options.object("Retry.backoff", input, false), validateBackoff)
   if (Either.isLeft(config)) throw config.left
   return makeBackoff(config.right)
 }
@@ -181,8 +181,24 @@ export const withBudget = dual<
     self: Effect.Effect<A, E, R>,
     options: { readonly budget: RetryBudget; readonly schedule: Schedule.Schedule<Out, NoInfer<E>, R2> }
   ) => Effect.Effect<A, E, R | R2>
->(2, (self, { budget: retryBudget, schedule }) =>
-  Effect.zipRight(retryBudget.deposit, retryAfterFailure(self, budgeted(schedule, retryBudget))))
+>(2, (self, input) => {
+  const module = "Retry.withBudget"
+  const given = options.object(module, input, true, "an object { budget, schedule }")
+  if (Either.isLeft(given)) throw given.left
+  const { budget: retryBudget, schedule } = given.right
+  if (!budget.isRetryBudget(retryBudget)) {
+    throw new InvalidOptions({
+      module,
+      field: "budget",
+      expected: "a RetryBudget made by Retry.budget",
+      received: retryBudget
+    })
+  }
+  if (!Schedule.isSchedule(schedule)) {
+    throw new InvalidOptions({ module, field: "schedule", expected: "a Schedule", received: schedule })
+  }
+  return Effect.zipRight(retryBudget.deposit, retryAfterFailure(self, budgeted(schedule, retryBudget)))
+})
 
 // -----------------------------------------------------------------------------
 // policy
@@ -268,7 +284,7 @@ export const policySchedule = <E, R>(
 
 /** @internal */
 export const validatePolicy = <E, R>(
-  input: PolicyOptions<E, R>
+  raw: PolicyOptions<E, R> | undefined
 ): Either.Either<
   {
     readonly classify: Classifier<E>
@@ -281,6 +297,7 @@ export const validatePolicy = <E, R>(
 > =>
   Either.gen(function*() {
     const module = "Retry.policy"
+    const input = yield* options.object(module, raw, false)
     if (input.classify !== undefined && typeof input.classify !== "function") {
       return yield* Either.left(
         new InvalidOptions({ module, field: "classify", expected: "a function", received: input.classify })
@@ -344,7 +361,7 @@ export const validatePolicy = <E, R>(
 
 /** @internal */
 export const policy = <E = unknown, R = never>(
-  input: PolicyOptions<E, R> = {}
+  input?: PolicyOptions<E, R>
 ): <A, E2 extends E, R2>(self: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R | R2> => {
   const validated = validatePolicy(input)
   if (Either.isLeft(validated)) throw validated.left

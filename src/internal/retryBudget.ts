@@ -117,8 +117,9 @@ export const refusedCounter = counter(
 )
 
 /** @internal */
-export const make = (input: BudgetOptions = {}): Effect.Effect<RetryBudget, InvalidOptions> =>
+export const make = (given?: BudgetOptions): Effect.Effect<RetryBudget, InvalidOptions> =>
   Effect.gen(function*() {
+    const input = yield* options.object("Retry.budget", given, false)
     const name = yield* options.field("Retry.budget", "name", input.name, options.nonEmptyString, "default")
     const ratio = yield* options.field("Retry.budget", "ratio", input.ratio, nonNegative, 0.2)
     const minPerSecond = yield* options.field("Retry.budget", "minPerSecond", input.minPerSecond, nonNegative, 10)

@@ -55,6 +55,14 @@ export const timeout = dual<
       finite: false
     })
     if (Either.isLeft(limit)) throw limit.left
+    if (input !== undefined && (typeof input !== "object" || input === null || Array.isArray(input))) {
+      throw new InvalidOptions({
+        module: "Timeout",
+        field: "options",
+        expected: "an object { operation? }",
+        received: input
+      })
+    }
     // Checked by hand: this runs wherever a program is built, possibly per request.
     const operation = input?.operation ?? DEFAULT_OPERATION
     if (typeof operation !== "string" || operation.trim() === "") {
