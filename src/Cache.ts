@@ -3,11 +3,12 @@
  *
  * Healthy, degraded, resilient and fault-injected implementations of the same `Cache`
  * service swap through the environment: code that reads the cache never changes, the
- * Layer it is given does.
+ * Layer it is given does. The Redis implementation lives on its own entry point,
+ * `effect-resilience/Cache/Redis` (`layer`, `layerConfig`), so that this module depends on
+ * `effect` alone.
  *
  * @since 0.1.0
  */
-import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -19,7 +20,6 @@ import type { CacheError } from "./internal/cacheService.js"
 import { Cache } from "./internal/cacheService.js"
 import * as memory from "./internal/memoryCache.js"
 import * as typedCache from "./internal/typedCache.js"
-import type { RedisCacheOptions, RedisConnectionError } from "./Cache/Redis.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 
 export {
@@ -212,56 +212,6 @@ export const degraded: CacheService = {
  * @category layers
  */
 export const layerDegraded: Layer.Layer<Cache> = Layer.succeed(Cache, degraded)
-
-/**
- * Loads the Redis module when a Redis layer is built, never when this module is imported:
- * a program that never uses Redis never loads ioredis.
- */
-const redisModule: Effect.Effect<typeof import("./Cache/Redis.js")> = Effect.tryPromise({
-  try: () => import("./Cache/Redis.js"),
-  catch: (cause) => cause
-}).pipe(
-  Effect.orDieWith((cause) =>
-    new Error(
-      "Cache.layerRedis needs the ioredis package (a peer dependency of effect-resilience/Cache/Redis): " +
-        "npm install ioredis",
-      { cause }
-    )
-  )
-)
-
-/**
- * Provides `Cache` on Redis through ioredis: `layerRedis` of `effect-resilience/Cache/Redis`,
- * loaded when the layer is built (see that module for the options and their defaults).
- * A program that never builds it never loads ioredis.
- *
- * @example
- * ```ts
- * import { Layer } from "effect"
- * import { Cache, ResilientCache } from "effect-resilience"
- *
- * const CacheLive = ResilientCache.layer().pipe(Layer.provide(Cache.layerRedis({ url: "redis://localhost:6379" })))
- * ```
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRedis = (
-  options?: RedisCacheOptions
-): Layer.Layer<Cache, InvalidOptions | RedisConnectionError> =>
-  Layer.unwrapEffect(Effect.map(redisModule, (redis) => redis.layerRedis(options)))
-
-/**
- * `layerRedis` with its options read through Effect `Config` (`REDIS_URL`, ...): the
- * `layerRedisConfig` of `effect-resilience/Cache/Redis`, loaded when the layer is built.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRedisConfig = (
-  defaults?: RedisCacheOptions
-): Layer.Layer<Cache, InvalidOptions | RedisConnectionError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(redisModule, (redis) => redis.layerRedisConfig(defaults)))
 
 /**
  * A view of a string cache that stores values of type `A` as the JSON of their encoded

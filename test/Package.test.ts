@@ -19,10 +19,31 @@ const staticImports = (file: string): Array<string> => {
   return specifiers
 }
 
-/** Modules a file loads lazily, with `import("...")`, only when a function of it runs. */
-const lazyImports = (file: string): Array<string> => {
+/** Every module specifier a file names: static, type-only, re-exported and lazy (`import("...")`, `import("...").T`). */
+const everyImport = (file: string): Array<string> => {
   const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
-  return [...text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)].map((match) => match[1]!)
+  const specifiers: Array<string> = []
+  for (const match of text.matchAll(/^\s*(import|export)\s+(type\s+)?[^"'=]*?from\s+["']([^"']+)["']/gm)) {
+    specifiers.push(match[3]!)
+  }
+  for (const match of text.matchAll(/^\s*import\s+["']([^"']+)["']/gm)) specifiers.push(match[1]!)
+  for (const match of text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)) specifiers.push(match[1]!)
+  for (const match of text.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g)) specifiers.push(match[1]!)
+  return specifiers
+}
+
+/** The source files an entry point reaches through relative imports of any kind. */
+const filesReachedBy = (entry: string): Set<string> => {
+  const seen = new Set<string>()
+  const visit = (file: string) => {
+    if (seen.has(file)) return
+    seen.add(file)
+    for (const specifier of everyImport(file)) {
+      if (specifier.startsWith(".")) visit(resolve(dirname(file), specifier.replace(/\.js$/, ".ts")))
+    }
+  }
+  visit(entry)
+  return seen
 }
 
 /** The packages an entry point loads, following relative imports through src/. */
@@ -56,13 +77,35 @@ describe("package", () => {
     expect([...loaded].filter((name) => !name.startsWith("node:")).sort()).toEqual(["effect"])
   })
 
-  it("what the core loads lazily (Cache.layerRedis) loads only peer dependencies", () => {
-    const peers = new Set(Object.keys(packageJson.peerDependencies))
-    const lazy = packagesLoadedBy(join(src, "index.ts"), (file) => [...staticImports(file), ...lazyImports(file)])
-    expect(lazy.has("ioredis")).toBe(true)
-    for (const name of lazy) {
-      if (!name.startsWith("node:")) expect(peers.has(name), `the core lazily loads ${name}`).toBe(true)
+  it("the core never refers to a driver, not even lazily or as a type: drivers live on their subpaths", () => {
+    const driverModules = Object.keys(packageJson.exports)
+      .filter((subpath) => subpath !== "." && subpath !== "./package.json")
+      .map((subpath) => join(src, `${subpath.slice(2)}.ts`))
+    const reached = filesReachedBy(join(src, "index.ts"))
+    const drivers = ["ioredis", "pg", "better-sqlite3", "@effect/sql-pg", "@effect/sql-sqlite-node"]
+    for (const file of reached) {
+      expect(driverModules, `the core reaches ${relative(root, file)}, a subpath module`).not.toContain(file)
+      for (const specifier of everyImport(file)) {
+        const name = specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : specifier.split("/")[0]!
+        expect(drivers, `${relative(root, file)} refers to ${specifier}`).not.toContain(name)
+      }
+      // Not by name either (a dynamic import built from a string, a require).
+      const code = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
+      expect(code, `${relative(root, file)} names ioredis`).not.toMatch(/ioredis/)
     }
+    expect(reached.has(join(src, "Cache.ts"))).toBe(true)
+  })
+
+  it("driver subpaths follow one naming rule: layer and layerConfig, no layerRedis", async () => {
+    const redis = await import("../src/Cache/Redis.js")
+    const pg = await import("../src/Sql/Pg.js")
+    for (const module of [redis, pg] as Array<Record<string, unknown>>) {
+      expect(typeof module["layer"]).toBe("function")
+      expect(typeof module["layerConfig"]).toBe("function")
+    }
+    expect(Object.keys(redis).filter((name) => /Redis$/.test(name) && name !== "RedisConnectionError")).toEqual([])
+    const core = await import("../src/index.js")
+    expect(Object.keys(core.Cache).filter((name) => /redis/i.test(name))).toEqual([])
   })
 
   it("every subpath export exists and loads only peer dependencies", () => {

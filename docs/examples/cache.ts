@@ -28,7 +28,7 @@ export const MemoryCache = Cache.layerMemory({ capacity: 10_000, ttl: "10 minute
 export const NoCache = Cache.layerDegraded
 
 // In production, the resilient cache over the backend (here the memory cache; see
-// docs/redis.md for Cache.layerRedis): its operations cannot fail.
+// docs/redis.md for the Redis layer): its operations cannot fail.
 export const ResilientMemoryCache = ResilientCache.layer({ name: "sessions", timeout: "200 millis" }).pipe(
   Layer.provide(Cache.layerMemory())
 )

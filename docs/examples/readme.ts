@@ -3,7 +3,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Cache, CircuitBreaker, Fallback, ResilientCache, Retry, Timeout } from "effect-resilience"
-import { layerRedisConfig } from "effect-resilience/Cache/Redis"
+import * as RedisCache from "effect-resilience/Cache/Redis"
 
 declare const fetchStock: (sku: string) => Effect.Effect<number, Error>
 
@@ -25,7 +25,7 @@ export const program = Effect.gen(function*() {
   return yield* cache.get("greeting") // Effect<Option<string>, never>
 })
 
-export const production = ResilientCache.layer({ memoryFallback: true }).pipe(Layer.provide(layerRedisConfig()))
+export const production = ResilientCache.layer({ memoryFallback: true }).pipe(Layer.provide(RedisCache.layerConfig()))
 export const local = ResilientCache.layer().pipe(Layer.provide(Cache.layerMemory()))
 
 export const runLocal = program.pipe(Effect.provide(local))

@@ -1,11 +1,14 @@
 /**
- * The examples of docs/redis.md. In an application, import the modules from the package:
- * `import { Cache, Chaos, ResilientCache } from "effect-resilience"` and
- * `import { layerRedis, layerRedisConfig } from "effect-resilience/Cache/Redis"`.
+ * The examples of docs/redis.md, runnable: `npx tsx docs/examples/redis.ts` plays the
+ * application code on the memory cache and on a rehearsed Redis outage, and, with
+ * `REDIS_URL` set, on that Redis behind the resilient layer. In an application, import the
+ * modules from the package: `import { Cache, Chaos, ResilientCache } from "effect-resilience"`
+ * and `import * as RedisCache from "effect-resilience/Cache/Redis"`.
  */
-import { Effect, Layer, Option } from "effect"
-import { layerRedis, layerRedisConfig } from "effect-resilience/Cache/Redis"
+import { Console, Effect, Layer, Option, TestClock, TestContext } from "effect"
+import * as RedisCache from "effect-resilience/Cache/Redis"
 import { Cache, Chaos, ResilientCache } from "effect-resilience"
+import { pathToFileURL } from "node:url"
 // --- Application code: written against the Cache tag ----------------------------------------
 
 const loadProfile = (id: string) => Effect.succeed(JSON.stringify({ id, name: `user ${id}` }))
@@ -22,7 +25,7 @@ export const getProfile = (id: string) =>
 
 // --- Production: Redis behind a breaker, memory as the read fallback ---------------------------
 
-export const RedisLive = layerRedis({
+export const RedisLive = RedisCache.layer({
   url: "redis://localhost:6379",
   prefix: "app:",
   commandTimeout: "500 millis",
@@ -41,7 +44,7 @@ export const main = getProfile("42").pipe(Effect.provide(CacheLive))
 
 // The same, configured from the environment (REDIS_URL, REDIS_COMMAND_TIMEOUT, ...).
 export const CacheFromEnv = ResilientCache.layer({ name: "redis" }).pipe(
-  Layer.provide(layerRedisConfig({ prefix: "app:" }))
+  Layer.provide(RedisCache.layerConfig({ prefix: "app:" }))
 )
 
 // --- Health: the degraded flag and the breaker ---------------------------------------------------
@@ -87,5 +90,50 @@ export const saveProfile = (id: string, profile: string) =>
     )
   }).pipe(Effect.provide(RedisLive))
 
-// The same layer from the main entry point, loaded when it is built.
-export const fromCore = ResilientCache.layer().pipe(Layer.provide(Cache.layerRedis({ url: "redis://localhost:6379" })))
+// --- Running this file --------------------------------------------------------------------------
+
+const run = Effect.gen(function*() {
+  // The memory cache: the first read computes the profile, the second finds it cached.
+  const onMemory = yield* Effect.gen(function*() {
+    const cache = yield* Cache.Cache
+    const before = yield* cache.get("profile:42")
+    const profile = yield* getProfile("42")
+    const after = yield* cache.get("profile:42")
+    return { before: Option.isSome(before), profile, after: Option.isSome(after) }
+  }).pipe(Effect.provide(CacheTest))
+  yield* Console.log(`memory cache: cached before ${onMemory.before}, after ${onMemory.after}: ${onMemory.profile}`)
+
+  // The outage rehearsal on TestClock: two minutes in, the cache is down, the profile is
+  // still answered (computed again, since the fallback of a get is a miss).
+  const rehearsal = yield* Effect.gen(function*() {
+    yield* TestClock.adjust("2 minutes")
+    const profile = yield* getProfile("42")
+    const cache = yield* ResilientCache.ResilientCache
+    return { profile, stats: yield* cache.stats }
+  }).pipe(Effect.provide(CacheOutage), Effect.provide(TestContext.TestContext))
+  yield* Console.log(
+    `outage rehearsal: answered ${rehearsal.profile} with ${rehearsal.stats.fallbacks} cache fallbacks`
+  )
+
+  if (process.env["REDIS_URL"] === undefined) {
+    yield* Console.log("set REDIS_URL (redis://localhost:6379) to run the same code on Redis")
+    return
+  }
+  const onRedis = yield* Effect.gen(function*() {
+    const profile = yield* getProfile("42")
+    const cache = yield* ResilientCache.ResilientCache
+    const metrics = yield* cache.breaker.metrics
+    return { profile, degraded: yield* cache.degraded, state: metrics.state, stats: yield* cache.stats }
+  }).pipe(Effect.provide(CacheFromEnv))
+  yield* Console.log(
+    `Redis (REDIS_URL): ${onRedis.profile}; breaker ${onRedis.state}, degraded ${onRedis.degraded},` +
+      ` ${onRedis.stats.hits} hits, ${onRedis.stats.misses} misses, ${onRedis.stats.fallbacks} fallbacks`
+  )
+})
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  Effect.runPromise(run).catch((error: unknown) => {
+    console.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error))
+    process.exitCode = 1
+  })
+}

@@ -16,6 +16,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions } from "ioredis"
 import type { Cache, CacheService } from "../Cache.js"
@@ -25,7 +26,7 @@ import type { InvalidOptions } from "../InvalidOptions.js"
 
 export {
   /**
-   * The failure of `layerRedis` when `requireConnection` is set and the first connection
+   * The failure of `layer` when `requireConnection` is set and the first connection
    * attempt fails: `server` (without credentials) and `cause`.
    *
    * @since 0.1.0
@@ -35,19 +36,23 @@ export {
 } from "../internal/redis.js"
 
 /**
- * The options of `layerRedis`. Every field is optional.
+ * The options of `layer` and `make`. Every field is optional.
  *
  * @since 0.1.0
  * @category models
  */
-export interface RedisCacheOptions {
+export interface Options {
   /**
-   * `redis://[user:password@]host:port[/db]` or `rediss://...` (default: `redis.host` and
-   * `redis.port`, else localhost:6379).
+   * `redis://[user:password@]host[:port][/db]` or `rediss://...` (default: `redis.host` and
+   * `redis.port`, else localhost:6379). Checked before any connection: scheme, host, port in
+   * 1..65535, path a database number. A `Redacted` keeps the credentials it holds out of
+   * logs; errors and logs never show a URL's userinfo or query either way.
    */
-  readonly url?: string | undefined
+  readonly url?: string | Redacted.Redacted<string> | undefined
+  /** The password, over the URL's (for a URL without credentials): a `Redacted` or a string. */
+  readonly password?: string | Redacted.Redacted<string> | undefined
   /**
-   * ioredis options, applied over this layer's defaults (and over what the URL says):
+   * ioredis options, applied over this layer's defaults (what `url` says wins over them):
    * host, port, password, tls, db, ... `keyPrefix` is refused: use `prefix`.
    */
   readonly redis?: RedisOptions | undefined
@@ -89,15 +94,15 @@ export interface RedisCacheOptions {
 
 /**
  * Makes a Redis-backed `CacheService` whose client lives as long as the scope. See
- * `layerRedis`.
+ * `layer`.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { makeRedis } from "effect-resilience/Cache/Redis"
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
- *   const cache = yield* makeRedis({ url: "redis://localhost:6379", prefix: "app:" })
+ *   const cache = yield* RedisCache.make({ url: "redis://localhost:6379", prefix: "app:" })
  *   yield* cache.set("greeting", "hello", { ttl: "1 minute" })
  *   return yield* cache.get("greeting")
  * }))
@@ -106,8 +111,8 @@ export interface RedisCacheOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const makeRedis: (
-  options?: RedisCacheOptions
+export const make: (
+  options?: Options
 ) => Effect.Effect<CacheService, InvalidOptions | RedisConnectionError, Scope.Scope> = internal.make
 
 /**
@@ -126,10 +131,10 @@ export const makeRedis: (
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { Cache, ResilientCache } from "effect-resilience"
- * import { layerRedis } from "effect-resilience/Cache/Redis"
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
  *
  * const CacheLive = ResilientCache.layer({ name: "redis" }).pipe(
- *   Layer.provide(layerRedis({ url: "redis://localhost:6379", prefix: "app:" }))
+ *   Layer.provide(RedisCache.layer({ url: "redis://localhost:6379", prefix: "app:" }))
  * )
  *
  * const program = Effect.flatMap(Cache.Cache, (cache) => cache.get("user:1")).pipe(Effect.provide(CacheLive))
@@ -138,39 +143,69 @@ export const makeRedis: (
  * @since 0.1.0
  * @category layers
  */
-export const layerRedis: (
-  options?: RedisCacheOptions
+export const layer: (
+  options?: Options
 ) => Layer.Layer<Cache, InvalidOptions | RedisConnectionError> = internal.layer
 
 /**
- * The options `layerRedisConfig` reads: `REDIS_URL`, `REDIS_KEY_PREFIX`, `REDIS_TTL`,
- * `REDIS_COMPRESSION_THRESHOLD`, `REDIS_MAX_VALUE_SIZE`, `REDIS_COMMAND_TIMEOUT`,
- * `REDIS_CONNECT_TIMEOUT`, `REDIS_MAX_RETRIES_PER_REQUEST`, `REDIS_MAX_RECONNECT_DELAY`,
- * each optional (durations as `"500 millis"`, `"2 seconds"`).
+ * The options `layerConfig` reads: `REDIS_URL` and `REDIS_PASSWORD` (both with
+ * `Config.redacted`), `REDIS_KEY_PREFIX`, `REDIS_TTL`, `REDIS_COMPRESSION_THRESHOLD`,
+ * `REDIS_MAX_VALUE_SIZE`, `REDIS_COMMAND_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`,
+ * `REDIS_MAX_RETRIES_PER_REQUEST`, `REDIS_MAX_RECONNECT_DELAY`, each optional (durations as
+ * `"500 millis"`, `"2 seconds"`).
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<RedisCacheOptions> = internal.config
+export const config: Config.Config<Options> = internal.config
 
 /**
- * `layerRedis` with its options read through Effect `Config`: what the environment sets
- * wins over `defaults`. Fails with a `ConfigError` when neither `REDIS_URL` nor the
- * defaults say where Redis is.
+ * The options `layerConfig` runs with: `defaults`, with what the environment sets over
+ * them, checked. A variable whose value can never work fails with `InvalidOptions` naming
+ * the option and the variable (`"commandTimeout (REDIS_COMMAND_TIMEOUT)"`), every such
+ * variable at once; secrets (`REDIS_URL`, `REDIS_PASSWORD`) stay `Redacted` and are never
+ * printed. Use it to show the options in force, then build `layer` with them.
  *
  * @example
  * ```ts
- * import { layerRedisConfig } from "effect-resilience/Cache/Redis"
+ * import { Effect, Layer } from "effect"
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
+ *
+ * const CacheLive = Layer.unwrapEffect(
+ *   Effect.gen(function*() {
+ *     const options = yield* RedisCache.configOptions({ commandTimeout: "100 millis" })
+ *     yield* Effect.log(`Redis command timeout: ${String(options.commandTimeout)}`)
+ *     return RedisCache.layer(options)
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configOptions: (
+  defaults?: Options
+) => Effect.Effect<Options, InvalidOptions | ConfigError.ConfigError> = internal.configOptions
+
+/**
+ * `layer` with its options read through Effect `Config` (see `config`): what the
+ * environment sets wins over `defaults`. Fails with a `ConfigError` when neither
+ * `REDIS_URL` nor the defaults say where Redis is, and with `InvalidOptions` naming the
+ * option and its variable (`"url (REDIS_URL)"`) when a value can never work.
+ *
+ * @example
+ * ```ts
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
  *
  * // REDIS_URL=redis://cache:6379 REDIS_COMMAND_TIMEOUT="250 millis"
- * const CacheLive = layerRedisConfig({ prefix: "app:" })
+ * const CacheLive = RedisCache.layerConfig({ prefix: "app:" })
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerRedisConfig: (
-  defaults?: RedisCacheOptions
+export const layerConfig: (
+  defaults?: Options
 ) => Layer.Layer<Cache, InvalidOptions | RedisConnectionError | ConfigError.ConfigError> = internal.layerConfig
 
 /**

@@ -7,6 +7,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -18,9 +19,10 @@ import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 import * as codec from "./redisCodec.js"
 import { toCacheError } from "./redisErrors.js"
+import * as redisUrl from "./redisUrl.js"
 import { counter } from "./metric.js"
 
-const moduleName = "Cache.layerRedis"
+const moduleName = "Cache/Redis"
 
 /** @internal */
 export const defaults = {
@@ -66,7 +68,8 @@ interface Validated {
   readonly scanCount: number
   readonly connectionName: string
   readonly requireConnection: boolean
-  readonly url: string | undefined
+  readonly url: redisUrl.RedisUrl | undefined
+  readonly password: Redacted.Redacted<string> | undefined
   readonly redis: RedisOptions
 }
 
@@ -75,7 +78,7 @@ const aBoolean = options_.check(Schema.Boolean, "a boolean")
 
 /** @internal */
 export const validate = (
-  options: RedisModule.RedisCacheOptions | undefined
+  options: RedisModule.Options | undefined
 ): Either.Either<Validated, InvalidOptions> =>
   Either.gen(function*() {
     const o = options ?? {}
@@ -142,19 +145,15 @@ export const validate = (
       aBoolean,
       false
     )
-    const url = o.url === undefined
-      ? undefined
-      : yield* options_.field(
-        moduleName,
-        "url",
-        o.url,
-        options_.check(
-          Schema.String.pipe(Schema.pattern(/^rediss?:\/\//)),
-          "a redis:// or rediss:// URL"
-        ),
-        ""
-      )
+    const url = yield* validateUrl(o.url)
+    const password = yield* validatePassword(o.password)
     const redis = o.redis ?? {}
+    if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
+      // The value itself is never printed: ioredis options hold passwords.
+      return yield* Either.left(
+        new InvalidOptions({ module: moduleName, field: "redis", expected: "an object of ioredis options", received: typeof redis })
+      )
+    }
     if (redis.keyPrefix !== undefined) {
       return yield* Either.left(
         new InvalidOptions({
@@ -179,25 +178,62 @@ export const validate = (
       connectionName,
       requireConnection,
       url,
+      password,
       redis
     }
   })
+
+/** Secrets are printed as this, whatever they hold. */
+const hidden = "<redacted>"
+
+const validateUrl = (
+  value: string | Redacted.Redacted<string> | undefined
+): Either.Either<redisUrl.RedisUrl | undefined, InvalidOptions> => {
+  if (value === undefined) return Either.right(undefined)
+  const text = Redacted.isRedacted(value) ? Redacted.value(value) : value
+  if (typeof text !== "string") {
+    return Either.left(
+      new InvalidOptions({
+        module: moduleName,
+        field: "url",
+        expected: "a redis:// or rediss:// URL, as a string or a Redacted string",
+        received: text === null ? null : typeof text
+      })
+    )
+  }
+  return Either.mapLeft(redisUrl.parse(text), (refused) =>
+    new InvalidOptions({
+      module: moduleName,
+      field: "url",
+      expected: refused.expected,
+      // The URL without its userinfo and query: either may hold a password.
+      received: redisUrl.redact(text)
+    }))
+}
+
+const validatePassword = (
+  value: string | Redacted.Redacted<string> | undefined
+): Either.Either<Redacted.Redacted<string> | undefined, InvalidOptions> => {
+  if (value === undefined) return Either.right(undefined)
+  const text = Redacted.isRedacted(value) ? Redacted.value(value) : value
+  return typeof text === "string"
+    ? Either.right(Redacted.isRedacted(value) ? value as Redacted.Redacted<string> : Redacted.make(text))
+    : Either.left(
+      new InvalidOptions({
+        module: moduleName,
+        field: "password",
+        expected: "a string or a Redacted string",
+        received: hidden
+      })
+    )
+}
 
 const getWithTtlCommand = "effectResilienceGetWithTtl"
 const getWithTtlScript = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 
 /** The server a client talks to, without credentials, for logs and errors. */
 const describeServer = (options: Validated): string => {
-  if (options.url !== undefined) {
-    try {
-      const url = new URL(options.url)
-      url.username = ""
-      url.password = ""
-      return url.toString()
-    } catch {
-      return "redis://(unparsable URL)"
-    }
-  }
+  if (options.url !== undefined) return options.url.display
   if (options.redis.path !== undefined) return `unix:${options.redis.path}`
   return `redis://${options.redis.host ?? "localhost"}:${options.redis.port ?? 6379}`
 }
@@ -231,13 +267,20 @@ const clientOptions = (options: Validated, jitter: () => number): RedisOptions =
       return Math.max(1, Math.round(delay / 2 + (delay / 2) * jitter()))
     },
     ...options.redis,
+    ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
     lazyConnect: true
   }
 }
 
+const withoutPassword = (text: string): string => {
+  const url = new URL(text)
+  url.password = ""
+  return url.toString()
+}
+
 /** @internal */
 export const make = (
-  options?: RedisModule.RedisCacheOptions
+  options?: RedisModule.Options
 ): Effect.Effect<CacheModule.CacheService, InvalidOptions | RedisConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
     const validated = yield* validate(options)
@@ -257,7 +300,11 @@ export const make = (
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const settings = clientOptions(validated, jitter)
-        const redis = validated.url === undefined ? new Redis(settings) : new Redis(validated.url, settings)
+        // What the URL says wins over `settings` in ioredis; the `password` option wins over
+        // the URL's, so the URL is passed without it then.
+        const redis = validated.url === undefined
+          ? new Redis(settings)
+          : new Redis(validated.password === undefined ? validated.url.url : withoutPassword(validated.url.url), settings)
         // Without a listener, ioredis reports connection errors as unhandled 'error'
         // events, which crash a Node process. The listener stays attached for the
         // client's whole life, so that no late error can escape either.
@@ -429,39 +476,141 @@ export const make = (
 
 /** @internal */
 export const layer = (
-  options?: RedisModule.RedisCacheOptions
+  options?: RedisModule.Options
 ): Layer.Layer<Cache, InvalidOptions | RedisConnectionError> => Layer.scoped(Cache, make(options))
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
 
+/** How an environment variable is read: a secret stays `Redacted` from the provider on. */
+type Kind = "secret" | "string" | "duration" | "number" | "integer"
+
+/** The options `layerConfig` reads, and the variable of each. */
+const variables: ReadonlyArray<readonly [keyof RedisModule.Options, string, Kind]> = [
+  ["url", "REDIS_URL", "secret"],
+  ["password", "REDIS_PASSWORD", "secret"],
+  ["prefix", "REDIS_KEY_PREFIX", "string"],
+  ["ttl", "REDIS_TTL", "duration"],
+  ["compressionThreshold", "REDIS_COMPRESSION_THRESHOLD", "number"],
+  ["maxValueSize", "REDIS_MAX_VALUE_SIZE", "number"],
+  ["commandTimeout", "REDIS_COMMAND_TIMEOUT", "duration"],
+  ["connectTimeout", "REDIS_CONNECT_TIMEOUT", "duration"],
+  ["maxRetriesPerRequest", "REDIS_MAX_RETRIES_PER_REQUEST", "integer"],
+  ["maxReconnectDelay", "REDIS_MAX_RECONNECT_DELAY", "duration"]
+]
+
+const typed = (name: string, kind: Kind): Config.Config<unknown> => {
+  switch (kind) {
+    case "secret":
+      return Config.redacted(name)
+    case "string":
+      return Config.string(name)
+    case "duration":
+      return Config.duration(name)
+    case "number":
+      return Config.number(name)
+    case "integer":
+      return Config.integer(name)
+  }
+}
+
 /** @internal */
-export const config: Config.Config<RedisModule.RedisCacheOptions> = Config.all({
-  url: optional(Config.string("REDIS_URL")),
-  prefix: optional(Config.string("REDIS_KEY_PREFIX")),
-  ttl: optional(Config.duration("REDIS_TTL")),
-  compressionThreshold: optional(Config.number("REDIS_COMPRESSION_THRESHOLD")),
-  maxValueSize: optional(Config.number("REDIS_MAX_VALUE_SIZE")),
-  commandTimeout: optional(Config.duration("REDIS_COMMAND_TIMEOUT")),
-  connectTimeout: optional(Config.duration("REDIS_CONNECT_TIMEOUT")),
-  maxRetriesPerRequest: optional(Config.integer("REDIS_MAX_RETRIES_PER_REQUEST")),
-  maxReconnectDelay: optional(Config.duration("REDIS_MAX_RECONNECT_DELAY"))
-})
+export const config: Config.Config<RedisModule.Options> = Config.all(
+  Object.fromEntries(variables.map(([option, name, kind]) => [option, optional(typed(name, kind))]))
+) as Config.Config<RedisModule.Options>
+
+/** Infinity is written `Infinity` (or `inf`) in the environment; "" is no number. */
+const parseNumber = (text: string): number | undefined => {
+  const trimmed = text.trim()
+  if (/^(\+?inf(inity)?)$/i.test(trimmed)) return Number.POSITIVE_INFINITY
+  if (trimmed === "") return undefined
+  const value = Number(trimmed)
+  return Number.isNaN(value) ? undefined : value
+}
+
+/**
+ * The value of one variable as its option's type, or what was expected of it. A value
+ * that does not even parse is reported here; one that parses is checked by `validate`.
+ */
+const convert = (kind: Kind, raw: string | Redacted.Redacted<string>): Either.Either<unknown, string> => {
+  if (kind === "secret") return Either.right(raw)
+  const text = Redacted.isRedacted(raw) ? Redacted.value(raw) : raw
+  switch (kind) {
+    case "string":
+      return Either.right(text)
+    case "duration":
+      return Either.fromOption(
+        text.trim() === "" ? Option.none() : Duration.decodeUnknown(text.trim()),
+        () => "a duration such as \"500 millis\" or \"2 seconds\""
+      )
+    case "number":
+    case "integer": {
+      const value = parseNumber(text)
+      return value === undefined ? Either.left(kind === "number" ? "a number" : "an integer") : Either.right(value)
+    }
+  }
+}
+
+/** @internal */
+export const configOptions = (
+  defaultOptions?: RedisModule.Options
+): Effect.Effect<RedisModule.Options, InvalidOptions | ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const merged: Record<string, unknown> = { ...defaultOptions }
+    const fromEnvironment = new Map<string, string>()
+    const refused: Array<InvalidOptions> = []
+    for (const [option, name, kind] of variables) {
+      // Read as text (secrets as Redacted text), converted here, so that a bad value is an
+      // InvalidOptions naming the option and its variable rather than a ConfigError.
+      const read: Config.Config<string | Redacted.Redacted<string>> = kind === "secret"
+        ? Config.redacted(name)
+        : Config.string(name)
+      const raw = yield* optional(read)
+      if (raw === undefined) continue
+      const value = convert(kind, raw)
+      if (Either.isLeft(value)) {
+        refused.push(
+          new InvalidOptions({
+            module: moduleName,
+            field: `${option} (${name})`,
+            expected: value.left,
+            received: raw
+          })
+        )
+      } else {
+        merged[option] = value.right
+        fromEnvironment.set(option, name)
+      }
+    }
+    if (refused.length > 0) {
+      return yield* Effect.fail(
+        refused.length === 1 ? refused[0]! : new InvalidOptions({
+          module: moduleName,
+          field: refused.map((error) => error.field).join(", "),
+          expected: refused.map((error) => `${error.field}: ${error.expected}`).join("; "),
+          received: Object.fromEntries(refused.map((error) => [error.field, error.received]))
+        })
+      )
+    }
+    if (merged["url"] === undefined && defaultOptions?.redis === undefined) {
+      // Neither the environment nor the defaults say where Redis is: report REDIS_URL missing.
+      yield* Config.string("REDIS_URL")
+    }
+    const options = merged as RedisModule.Options
+    const validated = validate(options)
+    if (Either.isLeft(validated)) {
+      const variable = fromEnvironment.get(validated.left.field)
+      return yield* Effect.fail(
+        variable === undefined ? validated.left : new InvalidOptions({
+          ...validated.left,
+          field: `${validated.left.field} (${variable})`
+        })
+      )
+    }
+    return options
+  })
 
 /** @internal */
 export const layerConfig = (
-  defaultOptions?: RedisModule.RedisCacheOptions
+  defaultOptions?: RedisModule.Options
 ): Layer.Layer<Cache, InvalidOptions | RedisConnectionError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const fromEnv = yield* config
-      const merged: Record<string, unknown> = { ...defaultOptions }
-      for (const [key, value] of Object.entries(fromEnv)) {
-        if (value !== undefined) merged[key] = value
-      }
-      if (merged["url"] === undefined && defaultOptions?.redis === undefined) {
-        // Neither the environment nor the defaults say where Redis is: report REDIS_URL missing.
-        yield* Config.string("REDIS_URL")
-      }
-      return layer(merged as RedisModule.RedisCacheOptions)
-    })
-  )
+  Layer.unwrapEffect(Effect.map(configOptions(defaultOptions), layer))

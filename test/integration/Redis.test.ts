@@ -10,15 +10,14 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { afterAll, beforeAll } from "vitest"
-import * as CacheModule from "../../src/Cache.js"
 import { Cache, CacheError } from "../../src/Cache.js"
 import * as RedisCache from "../../src/Cache/Redis.js"
 import { findRedisServer, redisServer, type RedisServer, useRedisServer } from "./redisServer.js"
 
 const server = useRedisServer({ beforeAll, afterAll })
 
-const cacheOn = (target: RedisServer, options: RedisCache.RedisCacheOptions = {}) =>
-  RedisCache.makeRedis({ url: target.url, ...options })
+const cacheOn = (target: RedisServer, options: RedisCache.Options = {}) =>
+  RedisCache.make({ url: target.url, ...options })
 
 const failure = <A>(effect: Effect.Effect<A, CacheError>) =>
   Effect.flip(effect).pipe(Effect.filterOrDieMessage((e) => e instanceof CacheError, "expected a CacheError"))
@@ -55,20 +54,7 @@ describe("redis-server harness", () => {
     }))
 })
 
-describe("layerRedis", () => {
-  it.live("Cache.layerRedis of the core module loads the Redis layer when built", () =>
-    Effect.gen(function*() {
-      const target = server()
-      const value = yield* Effect.gen(function*() {
-        const cache = yield* Cache
-        yield* cache.set("core-entry", "hello")
-        return yield* cache.get("core-entry")
-      }).pipe(Effect.provide(CacheModule.layerRedis({ url: target.url, prefix: "core:" })))
-      expect(value).toEqual(Option.some("hello"))
-      const stored = yield* Effect.promise(() => target.admin("GET", "core:core-entry"))
-      expect(stored).toBe("hello")
-    }))
-
+describe("RedisCache.layer", () => {
   it.live("stores, reads, misses and deletes under the key prefix", () =>
     Effect.gen(function*() {
       const cache = yield* cacheOn(server(), { prefix: "basic:" })
@@ -237,7 +223,7 @@ describe("layerRedis", () => {
       const connectionName = `scope-test-${process.pid}`
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        RedisCache.layerRedis({ url: server().url, connectionName }),
+        RedisCache.layer({ url: server().url, connectionName }),
         scope
       )
       const cache = Context.get(context, Cache)
@@ -257,7 +243,7 @@ describe("layerRedis", () => {
 
   it.live("refuses invalid options with InvalidOptions naming the field", () =>
     Effect.gen(function*() {
-      const cases: Array<[RedisCache.RedisCacheOptions, string]> = [
+      const cases: Array<[RedisCache.Options, string]> = [
         [{ commandTimeout: 0 }, "commandTimeout"],
         [{ compressionThreshold: -1 }, "compressionThreshold"],
         [{ maxValueSize: 0 }, "maxValueSize"],
@@ -267,7 +253,7 @@ describe("layerRedis", () => {
         [{ ttl: -5 }, "ttl"]
       ]
       for (const [options, field] of cases) {
-        const error = yield* Effect.flip(Effect.scoped(RedisCache.makeRedis(options)))
+        const error = yield* Effect.flip(Effect.scoped(RedisCache.make(options)))
         expect(error._tag).toBe("InvalidOptions")
         if (error._tag === "InvalidOptions") {
           expect(error.field).toBe(field)
@@ -281,18 +267,18 @@ describe("layerRedis", () => {
       const down = yield* redisServer()
       const url = down.url
       yield* Effect.promise(() => down.kill())
-      const cache = yield* RedisCache.makeRedis({ url })
+      const cache = yield* RedisCache.make({ url })
       const [millis, error] = yield* elapsed(failure(cache.get("k")))
       expect(error.reason).toBe("Unavailable")
       expect(error.outcome).toBe("NotApplied")
       expect(millis).toBeLessThan(100)
-      const refused = yield* Effect.flip(Effect.scoped(RedisCache.makeRedis({ url, requireConnection: true })))
+      const refused = yield* Effect.flip(Effect.scoped(RedisCache.make({ url, requireConnection: true })))
       expect(refused._tag).toBe("RedisConnectionError")
       expect(refused.message).toContain(`127.0.0.1:${down.port}`)
       expect(refused.message).toContain("ECONNREFUSED")
     }).pipe(Effect.scoped))
 
-  it.live("layerRedisConfig reads REDIS_URL and options, and fails naming REDIS_URL when it is missing", () =>
+  it.live("layerConfig reads REDIS_URL and options, and fails naming REDIS_URL when it is missing", () =>
     Effect.gen(function*() {
       const provider = ConfigProvider.fromMap(
         new Map([["REDIS_URL", server().url], ["REDIS_KEY_PREFIX", "cfg:"], ["REDIS_COMMAND_TIMEOUT", "300 millis"]])
@@ -300,11 +286,11 @@ describe("layerRedis", () => {
       yield* Effect.gen(function*() {
         const cache = yield* Cache
         yield* cache.set("k", "from config")
-      }).pipe(Effect.provide(RedisCache.layerRedisConfig()), Effect.withConfigProvider(provider))
+      }).pipe(Effect.provide(RedisCache.layerConfig()), Effect.withConfigProvider(provider))
       expect(yield* Effect.promise(() => server().admin("GET", "cfg:k"))).toBe("from config")
 
       const missing = yield* Effect.flip(
-        Effect.provide(Cache, RedisCache.layerRedisConfig()).pipe(
+        Effect.provide(Cache, RedisCache.layerConfig()).pipe(
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
         )
       )
@@ -313,7 +299,7 @@ describe("layerRedis", () => {
     }))
 })
 
-describe("layerRedis under real faults", () => {
+describe("RedisCache.layer under real faults", () => {
   it.live("a killed server: commands fail at once with Unavailable; after a restart on the same port they work", () =>
     Effect.gen(function*() {
       const target = yield* redisServer()
