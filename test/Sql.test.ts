@@ -391,3 +391,93 @@ describe("degraded reads", () => {
       expect(missing).toMatchObject({ _tag: "DatabaseError", reason: "CircuitOpen" })
     }).pipe(quiet))
 })
+
+describe("one query is one breaker call", () => {
+  it.scoped("a Sql.query inside a reader's loader leaves HalfOpen: fresh reads once the database is back", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      const { context, db } = yield* open({
+        filename,
+        retry: false,
+        healthCheck: false,
+        breaker: { failureThreshold: 1, successThreshold: 2, resetTimeout: "30 seconds" }
+      })
+      const cache = yield* Layer.build(Cache.layerMemory())
+      yield* db.query((sql) => sql`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+      yield* db.query((sql) => sql`INSERT INTO items (id, name) VALUES (1, 'one')`)
+      const items = yield* Sql.reader({ ttl: "1 second", staleIfError: "1 hour" }).pipe(Effect.provide(context))
+      // The pattern of docs/database.md: a Sql.query inside the reader's loader.
+      const read = items.get(
+        "item:1",
+        Sql.query((sql) => sql<{ readonly name: string }>`SELECT name FROM items WHERE id = 1`).pipe(
+          Effect.map((rows) => rows[0]!.name)
+        )
+      ).pipe(Effect.provide(context), Effect.provide(cache))
+      expect(yield* read).toMatchObject({ value: "one", stale: false })
+
+      const { lock, unlock } = yield* locker(filename)
+      yield* lock
+      yield* Effect.flip(db.query((sql) => sql`INSERT INTO items (id, name) VALUES (2, 'two')`))
+      expect(yield* db.breaker.state).toBe("Open")
+      yield* unlock
+      yield* db.query((sql) => sql`SELECT 1`).pipe(Effect.flip)
+      yield* TestClock.adjust("31 seconds")
+      expect(yield* db.breaker.state).toBe("HalfOpen")
+      // Two fresh reads are the two half-open successes that close the breaker.
+      expect(yield* read).toMatchObject({ value: "one", stale: false, source: "Load" })
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* read).toMatchObject({ value: "one", stale: false, source: "Load" })
+      expect(yield* db.breaker.state).toBe("Closed")
+      expect(yield* db.mode).toBe("ReadWrite")
+    }).pipe(quiet))
+
+  it.scoped("a query nested in a call of the same database is counted once, and retried only by the outer call", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({ filename: path.join(dir, "app.sqlite"), healthCheck: false })
+      const before = (yield* db.breaker.metrics).totalCalls
+      const rows = yield* db.resilient(
+        Effect.flatMap(db.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`), (first) =>
+          Effect.map(db.query((sql) => sql<{ readonly two: number }>`SELECT 2 AS two`), (second) => [first, second]))
+      )
+      expect(rows).toEqual([[{ one: 1 }], [{ two: 2 }]])
+      expect((yield* db.breaker.metrics).totalCalls - before).toBe(1)
+    }).pipe(quiet))
+})
+
+describe("a caller's own error is the caller's", () => {
+  class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { id: Schema.Number }) {}
+
+  it.scoped("passes through unchanged, counts as a success, never opens the breaker nor turns read-only", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({
+        filename: path.join(dir, "app.sqlite"),
+        healthCheck: false,
+        breaker: { failureThreshold: 3 }
+      })
+      yield* db.query((sql) => sql`CREATE TABLE items (id INTEGER PRIMARY KEY)`)
+      const before = yield* db.breaker.metrics
+      const findOrFail = (id: number) =>
+        db.query((sql) => sql<{ readonly id: number }>`SELECT id FROM items WHERE id = ${id}`).pipe(
+          Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(new NotFound({ id })) : Effect.succeed(rows[0]!)))
+        )
+      const inside = (id: number) =>
+        db.query((sql) =>
+          Effect.flatMap(sql<{ readonly id: number }>`SELECT id FROM items WHERE id = ${id}`, (rows) =>
+            Effect.fromNullable(rows[0]))
+        )
+      for (let i = 0; i < 5; i++) {
+        const error = yield* Effect.flip(db.resilient(Effect.flatMap(SqlClient.SqlClient, () => findOrFail(i))))
+        expect(error).toEqual(new NotFound({ id: i }))
+        const missing = yield* Effect.flip(inside(i))
+        expect(missing._tag).toBe("NoSuchElementException")
+      }
+      const after = yield* db.breaker.metrics
+      expect(after.failedCalls - before.failedCalls).toBe(0)
+      expect(after.successfulCalls - before.successfulCalls).toBe(10)
+      expect(yield* db.breaker.state).toBe("Closed")
+      expect(yield* db.mode).toBe("ReadWrite")
+    }).pipe(quiet))
+})

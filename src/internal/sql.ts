@@ -7,7 +7,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
+import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -89,6 +91,17 @@ interface Config {
 }
 
 const selectOne = (sql: SqlClient.SqlClient) => sql`SELECT 1`
+
+// The databases whose call is in progress on this fiber (inherited by the fibers it forks).
+const activeCalls = globalValue(
+  Symbol.for("effect-resilience/Sql/activeCalls"),
+  () => FiberRef.unsafeMake<ReadonlySet<object>>(new Set())
+)
+
+// A caller's own error, carried through the breaker as a success.
+class CallerFailure {
+  constructor(readonly error: unknown) {}
+}
 
 // Only errors that say the database is unwell are retried: a caller's own error, a query
 // the database refused, an open breaker (failing fast is its point) and a client that has
@@ -202,6 +215,7 @@ const build = (
   Effect.gen(function*() {
     const breaker = config.breaker ?? (yield* CircuitBreaker.make({ ...config.breakerOptions, name: config.name }))
     const database = config.name
+    const identity = {}
     const toError = (error: unknown) => toDatabaseError(database, error)
     // Disconnected: a query stuck behind a lock is cancelled (and its transaction rolled
     // back) in the background, which needs the very connections that are stuck; the caller
@@ -216,17 +230,45 @@ const build = (
         Effect.catchAllDefect((defect) => (isSqlError(defect) ? Effect.fail(defect as SqlError) : Effect.die(defect)))
       )
 
+    // The caller's own error inside a call: the database answered, so the breaker records
+    // a success, and the error is given back to the caller unchanged after the breaker.
+    const guarded = <A, E, R>(self: Effect.Effect<A, E, R>, active: ReadonlySet<object>) =>
+      breaker.protect(
+        Effect.locally(
+          limit(withClient(self)).pipe(
+            Effect.catchAll((error) =>
+              isMapped(error) ? Effect.fail(error) : Effect.succeed(new CallerFailure(error) as unknown as A)
+            )
+          ),
+          activeCalls,
+          new Set(active).add(identity)
+        )
+      ).pipe(
+        Effect.mapError(toError),
+        Effect.flatMap((value) => (value instanceof CallerFailure ? Effect.fail(value.error as E) : Effect.succeed(value)))
+      )
+
+    // A query nested in a call of this database on the same fiber (a `Sql.query` inside a
+    // reader's loader) is part of that call: no second breaker call, which in HalfOpen
+    // would be refused the permit the outer call holds, no second timeout, no retries.
+    const nested = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.mapError(withClient(self), (error) => (isMapped(error) ? toError(error) : error))
+
     const protect = <A, E, R>(
       self: Effect.Effect<A, E, R>
     ): Effect.Effect<A, Exclude<E, SqlError> | DatabaseError, Exclude<R, SqlClient.SqlClient>> =>
-      breaker.protect(limit(withClient(self))).pipe(
-        Effect.mapError((error) => (isMapped(error) ? toError(error) : error))
+      Effect.flatMap(
+        FiberRef.get(activeCalls),
+        (active) => (active.has(identity) ? nested(self) : guarded(self, active))
       ) as any
 
     const resilient = <A, E, R>(
       self: Effect.Effect<A, E, R>
     ): Effect.Effect<A, Exclude<E, SqlError> | DatabaseError, Exclude<R, SqlClient.SqlClient>> =>
-      config.retry(protect(self))
+      Effect.flatMap(
+        FiberRef.get(activeCalls),
+        (active) => (active.has(identity) ? nested(self) : config.retry(guarded(self, active)))
+      ) as any
 
     const healthQuery = config.healthCheck?.query ?? selectOne
     const checkTimeout = config.healthCheck?.timeout ?? Duration.min(config.timeout, Duration.seconds(5))
@@ -310,6 +352,9 @@ const causeValue = (cause: Cause.Cause<unknown>): unknown =>
   Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
 
 /** @internal */
+export const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, " ").trim()
+
+/** @internal */
 export const makeConnecting = <E, R>(
   client: Layer.Layer<SqlClient.SqlClient, E, R>,
   options?: Sql.Options
@@ -353,10 +398,10 @@ export const makeConnecting = <E, R>(
     // start degraded and keep trying in the background.
     const first = yield* Effect.exit(attempt)
     if (Exit.isFailure(first)) {
+      // One line: a stack trace inside a logfmt field is unreadable.
       yield* Effect.logWarning(
-        `database "${config.name}" is not reachable: starting read-only, connecting in the background`,
-        first.cause
-      )
+        `database "${config.name}" is not reachable: starting read-only, connecting in the background`
+      ).pipe(Effect.annotateLogs({ error: oneLine(toDatabaseError(config.name, causeValue(first.cause)).message) }))
       yield* attempt.pipe(
         Effect.retry(config.connectSchedule),
         Effect.zipRight(Effect.logInfo(`database "${config.name}" connected`)),
