@@ -40,13 +40,17 @@ const markdownFiles = (): ReadonlyArray<string> => [
 export const extractBlocks = (markdown: string, text: string): ReadonlyArray<Block> => {
   const blocks: Array<Block> = []
   const lines = text.split("\n")
-  let open: { readonly fence: string; readonly typescript: boolean; readonly line: number } | undefined
+  let open:
+    | { readonly indent: number; readonly fence: string; readonly typescript: boolean; readonly line: number }
+    | undefined
   let code: Array<string> = []
   lines.forEach((line, i) => {
     if (open === undefined) {
-      const start = /^(```+|~~~+)\s*([\w-]*)/.exec(line)
+      // a fence may be indented (inside a list item): the block's lines lose that indentation
+      const start = /^( *)(```+|~~~+)\s*([\w-]*)/.exec(line)
       if (start !== null) {
-        open = { fence: start[1]!, typescript: start[2] === "ts" || start[2] === "typescript", line: i + 2 }
+        const typescript = start[3] === "ts" || start[3] === "typescript"
+        open = { indent: start[1]!.length, fence: start[2]!, typescript, line: i + 2 }
         code = []
       }
       return
@@ -65,7 +69,7 @@ export const extractBlocks = (markdown: string, text: string): ReadonlyArray<Blo
       open = undefined
       return
     }
-    code.push(line)
+    code.push(line.slice(Math.min(open.indent, line.length - line.trimStart().length)))
   })
   return blocks
 }
@@ -156,6 +160,8 @@ describe("Docs", () => {
     expect(found.map(({ code, index, line }) => ({ code, index, line }))).toEqual([
       { code: "const a = 1\n\nexport {}\n", index: 1, line: 7 }
     ])
+    const indented = extractBlocks("docs/t.md", ["- item", "  ```ts", "  const b = 2", "  ```"].join("\n"))
+    expect(indented.map(({ code, line }) => ({ code, line }))).toEqual([{ code: "const b = 2\n", line: 3 }])
   })
 
   it("reports a block that does not typecheck, at its line in the markdown", () => {
