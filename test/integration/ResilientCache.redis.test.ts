@@ -27,7 +27,7 @@ const beforeOpenBound = commandTimeout + 250
 const afterOpenBound = 50
 const recoveryBound = resetTimeout + commandTimeout + resetTimeout + 1000
 
-const redisOptions = (server: RedisServer): RedisCache.RedisCacheOptions => ({
+const redisOptions = (server: RedisServer): RedisCache.Options => ({
   url: server.url,
   prefix: "rc:",
   commandTimeout,
@@ -57,7 +57,7 @@ const counted = (cache: Cache.CacheService) => {
 const setup = (name: string) =>
   Effect.gen(function*() {
     const server = yield* redisServer()
-    const redis = yield* RedisCache.makeRedis(redisOptions(server))
+    const redis = yield* RedisCache.make(redisOptions(server))
     const reaching = counted(redis)
     const cache = yield* ResilientCache.fromCache(reaching.service, resilientOptions(name))
     return { server, cache, reached: reaching.calls }
@@ -258,7 +258,7 @@ describe("ResilientCache over a real Redis, under real faults", () => {
   it.live("getWithTtl answers the value and its remaining TTL in one round trip", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()
-      const redis = yield* RedisCache.makeRedis(redisOptions(server))
+      const redis = yield* RedisCache.make(redisOptions(server))
       yield* redis.set("ttl", "v", { ttl: "10 seconds" })
       yield* redis.set("forever", "f", { ttl: Duration.infinity })
       const entry = yield* redis.getWithTtl!("ttl")
@@ -281,7 +281,7 @@ describe("ResilientCache over a real Redis, under real faults", () => {
   it.live("frozen: the memory fallback serves a copy while its entry lives in Redis, never once it expired", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()
-      const redis = yield* RedisCache.makeRedis(redisOptions(server))
+      const redis = yield* RedisCache.make(redisOptions(server))
       const cache = yield* ResilientCache.fromCache(redis, { ...resilientOptions("frozen-copy"), memoryFallback: true })
       // Written beside the resilient cache, read through it once while Redis is up.
       yield* redis.set("short", "s", { ttl: "1500 millis" })
@@ -304,7 +304,7 @@ describe("ResilientCache over a real Redis, under real faults", () => {
     Effect.gen(function*() {
       const server = yield* redisServer()
       const live = ResilientCache.layer(resilientOptions("restart")).pipe(
-        Layer.provide(RedisCache.layerRedis(redisOptions(server)))
+        Layer.provide(RedisCache.layer(redisOptions(server)))
       )
       yield* Effect.gen(function*() {
         const cache = yield* ResilientCache.ResilientCache
