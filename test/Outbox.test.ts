@@ -1,5 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Context,
@@ -408,5 +408,91 @@ describe("Outbox under concurrency", () => {
       expect(new Set(present).size).toBe(200)
       expect([...present].sort()).toEqual([...acknowledged].sort())
       expect((yield* outbox.metrics).queued).toBe(100)
+    }).pipe(Effect.provide(quiet)))
+})
+
+describe("Outbox answers: refused, queued or closed", () => {
+  class OutOfStock extends Schema.TaggedError<OutOfStock>()("OutOfStock", { id: Schema.String }) {}
+  const driverError = (code: string) =>
+    Effect.fail(new SqlError({ cause: Object.assign(new Error(code), { code }), message: code }))
+
+  it.scoped("a write that apply refuses fails with apply's error, is never journaled and never opens the breaker", () =>
+    Effect.gen(function*() {
+      const { db, outbox, rows } = yield* setup({
+        outbox: {
+          apply: (o) => (o.cents === 0 ? Effect.fail(new OutOfStock({ id: o.id })) : insertOrder(o))
+        } as Partial<OrderOutboxOptions>
+      })
+      for (let i = 0; i < 6; i++) {
+        const error = yield* Effect.flip(outbox.write(order(i, 0)))
+        expect(error).toEqual(new OutOfStock({ id: `o-${i}` }))
+      }
+      expect(yield* db.breaker.state).toBe("Closed")
+      expect((yield* db.breaker.metrics).failedCalls).toBe(0)
+      expect(yield* db.mode).toBe("ReadWrite")
+      expect(yield* outbox.depth).toBe(0)
+      expect((yield* outbox.metrics).queued).toBe(0)
+      expect(yield* outbox.write(order(9))).toEqual({ _tag: "Written", key: "o-9" })
+      expect(yield* rows).toEqual(["o-9"])
+    }).pipe(Effect.provide(quiet)))
+
+  it.scoped("only Constraint, Syntax or apply's own error is returned: every other database error is journaled", () =>
+    Effect.gen(function*() {
+      const codes: Record<string, string> = {
+        "53300": "Resources",
+        "53100": "Resources",
+        "25006": "ReadOnly",
+        "SQLITE_READONLY": "ReadOnly",
+        "SQLITE_FULL": "Resources",
+        "40001": "Busy",
+        "57014": "Timeout",
+        "08006": "Unavailable",
+        "XX000": "Unknown"
+      }
+      for (const [code, reason] of Object.entries(codes)) {
+        const { db, outbox } = yield* setup({
+          outbox: { apply: () => driverError(code) } as Partial<OrderOutboxOptions>
+        })
+        expect(Sql.toDatabaseError("db", { _tag: "SqlError", cause: { code } }).reason).toBe(reason)
+        const result = yield* outbox.write(order(1))
+        expect(result, code).toMatchObject({ _tag: "Queued", key: "o-1", duplicate: false })
+        expect(yield* outbox.depth).toBe(1)
+        yield* db.breaker.forceOpen
+      }
+      for (const [code, reason] of [["23505", "Constraint"], ["42601", "Syntax"], ["SQLITE_CONSTRAINT", "Constraint"]]) {
+        const { outbox } = yield* setup({
+          outbox: { apply: () => driverError(code!) } as Partial<OrderOutboxOptions>
+        })
+        const error = yield* Effect.flip(outbox.write(order(1)))
+        expect(error, code).toMatchObject({ _tag: "DatabaseError", reason, errorClass: "Fatal" })
+        expect(yield* outbox.depth).toBe(0)
+      }
+    }).pipe(Effect.provide(quiet)))
+
+  it.scoped("write and enqueue after the outbox's scope closed fail at once with JournalError \"closed\"", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const context = yield* build(database(dir))
+      yield* Effect.provide(createOrders, context)
+      const scope = yield* Scope.make()
+      const outbox = yield* Outbox.make(outboxOptions(dir)).pipe(Effect.provide(context), Scope.extend(scope))
+      expect((yield* outbox.write(order(1)))._tag).toBe("Written")
+      yield* Scope.close(scope, Exit.void)
+      const db = Context.get(context, Sql.ResilientSql)
+      const attempts = [
+        outbox.write(order(2)),
+        outbox.enqueue(order(3)),
+        Effect.zipRight(db.breaker.forceOpen, outbox.write(order(4)))
+      ]
+      for (const attempt of attempts) {
+        const fiber = yield* Effect.fork(Effect.flip(attempt))
+        yield* TestClock.adjust("1 second")
+        const exit = yield* Fiber.poll(fiber)
+        expect(exit._tag).toBe("Some")
+        const error = yield* Fiber.join(fiber)
+        expect(error).toMatchObject({ _tag: "OutboxJournalError", operation: "closed", outbox: "orders" })
+      }
+      yield* db.breaker.reset
+      expect(yield* Effect.provide(rows, context)).toEqual(["o-1"])
     }).pipe(Effect.provide(quiet)))
 })

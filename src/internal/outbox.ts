@@ -184,10 +184,11 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
-// A failure the database gave as an answer (constraint, syntax) or the caller's own
-// error: trying again cannot help. Anything else (unreachable, busy, timeout, open
-// breaker) is worth another try later.
-const isRefusal = (error: unknown): boolean => !(error instanceof DatabaseError) || error.errorClass === "Fatal"
+// A failure the database gave as an answer (constraint, syntax) or `apply`'s own error:
+// trying again cannot help. Anything else (unreachable, busy, timeout, out of resources,
+// read-only, an open breaker) is worth another try later: the journal keeps the write.
+const isRefusal = (error: unknown): boolean =>
+  !(error instanceof DatabaseError) || error.reason === "Constraint" || error.reason === "Syntax"
 
 /** @internal */
 export const make = <A, I, E>(
@@ -235,6 +236,18 @@ export const make = <A, I, E>(
     // Enqueues accepted but not yet in the journal: a direct write must not overtake them.
     const appending = yield* Ref.make(0)
     const requests = yield* Queue.unbounded<Request>()
+    // Once the outbox is closed nothing is offered to the writer any more (it is gone):
+    // the flag is read and the request offered under one permit, so none slips in after
+    // the last drain.
+    const closed = yield* Ref.make(false)
+    const gate = yield* Effect.makeSemaphore(1)
+    const closedError = () =>
+      new Journal.JournalError({
+        outbox: config.name,
+        path: config.path,
+        operation: "closed",
+        cause: "the outbox was closed"
+      })
     const enqueued = yield* Queue.sliding<void>(1)
     const recovered = yield* Queue.sliding<void>(1)
 
@@ -294,26 +307,21 @@ export const make = <A, I, E>(
       }
       if (added > 0) yield* Queue.offer(enqueued, undefined)
     })
+    // Only the wait for a batch is interruptible: a batch taken is a batch answered.
     yield* Effect.forkScoped(Effect.forever(
-      Effect.flatMap(Queue.takeBetween(requests, 1, 1024), (batch) => Effect.uninterruptible(writeBatch(batch)))
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(Queue.takeBetween(requests, 1, 1024)), (batch) => writeBatch(batch))
+      )
     ))
-    // Whatever is still waiting when the outbox closes fails: it was not written.
+    // Whatever is still waiting when the outbox closes fails: it was not written. Later
+    // writes fail at once.
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Queue.takeAll(requests), (left) =>
-        Effect.forEach(
-          left,
-          (request) =>
-            Deferred.fail(
-              request.deferred,
-              new Journal.JournalError({
-                outbox: config.name,
-                path: config.path,
-                operation: "closed",
-                cause: "the outbox was closed"
-              })
-            ),
-          { discard: true }
-        ))
+      gate.withPermits(1)(Ref.set(closed, true)).pipe(
+        Effect.zipRight(Queue.takeAll(requests)),
+        Effect.flatMap((left) =>
+          Effect.forEach(left, (request) => Deferred.fail(request.deferred, closedError()), { discard: true })
+        )
+      )
     )
 
     const append = (key: string, payload: A): Effect.Effect<
@@ -328,7 +336,12 @@ export const make = <A, I, E>(
               Deferred.make<Outbox.Queued, OutboxFull | Journal.JournalError>(),
               (deferred) =>
                 Effect.zipRight(
-                  Queue.offer(requests, { key, payload: encoded, deferred } satisfies Request),
+                  gate.withPermits(1)(
+                    Effect.flatMap(Ref.get(closed), (isClosed) =>
+                      isClosed
+                        ? Effect.fail(closedError())
+                        : Queue.offer(requests, { key, payload: encoded, deferred } satisfies Request))
+                  ),
                   Deferred.await(deferred)
                 )
             ),
@@ -432,6 +445,7 @@ export const make = <A, I, E>(
 
     const write: Outbox.Outbox<A, Exclude<E, SqlError>>["write"] = (payload, writeOptions) =>
       Effect.gen(function*() {
+        if (yield* Ref.get(closed)) return yield* Effect.fail(closedError())
         const key = yield* keyOf(payload, writeOptions?.key)
         const waiting = (yield* SubscriptionRef.get(depth)) + (yield* Ref.get(appending))
         if (!config.directWrites || waiting > 0 || (yield* db.mode) === "ReadOnly") {
