@@ -1,7 +1,7 @@
 import * as PersistedCache from "@effect/experimental/PersistedCache"
 import * as Persistence from "@effect/experimental/Persistence"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Metric, Option, PrimaryKey, Ref, Schema, TestClock } from "effect"
+import { Duration, Effect, Exit, Layer, Metric, Option, PrimaryKey, Ref, Schema, TestClock } from "effect"
 import * as Cache from "../src/Cache.js"
 import * as CachePersistence from "../src/CachePersistence.js"
 import * as Chaos from "../src/Chaos.js"
@@ -136,7 +136,7 @@ describe("CachePersistence", () => {
       })
     }))
 
-  it.scoped("an old payload that no longer decodes is a counted miss over a resilient cache, in get as in getMany", () =>
+  it.scoped("an old payload that no longer decodes is a counted miss over a resilient cache, in get and getMany", () =>
     Effect.gen(function*() {
       const lookups = yield* Ref.make(0)
       const raw = yield* Cache.Cache
@@ -206,4 +206,26 @@ describe("CachePersistence", () => {
         )
       )
     ))
+
+  it.scoped("a zero timeToLive stores nothing; an infinite one gets the cache's default TTL, in set and setMany", () =>
+    Effect.gen(function*() {
+      const raw = yield* Cache.Cache
+      const persistence = yield* Persistence.ResultPersistence
+      const ttlOf = (request: Persistence.ResultPersistence.KeyAny) =>
+        (request as GetUser).id === 0 ? Duration.zero : (request as GetUser).id === 1 ? Duration.infinity : "1 minute"
+      const store = yield* persistence.make({ storeId: "ttl", timeToLive: ttlOf })
+      const user = (id: number) => Exit.succeed(new User({ id, name: `user-${id}` }))
+      yield* store.set(new GetUser({ id: 0 }), user(0))
+      yield* store.set(new GetUser({ id: 1 }), user(1))
+      yield* store.setMany([[new GetUser({ id: 10 }), user(10)], [new GetUser({ id: 0 }), user(0)]])
+      expect(yield* raw.get("ttl:GetUser:0")).toEqual(Option.none())
+      expect(Option.isSome(yield* raw.get("ttl:GetUser:1"))).toBe(true)
+      expect(yield* store.get(new GetUser({ id: 10 }))).toEqual(Option.some(user(10)))
+      yield* TestClock.adjust("1 minute")
+      expect(yield* store.get(new GetUser({ id: 10 }))).toEqual(Option.none())
+      // The memory cache's default TTL is 1 hour.
+      expect(yield* store.get(new GetUser({ id: 1 }))).toEqual(Option.some(user(1)))
+      yield* TestClock.adjust("59 minutes")
+      expect(yield* store.get(new GetUser({ id: 1 }))).toEqual(Option.none())
+    }).pipe(Effect.provide(Stack)))
 })
