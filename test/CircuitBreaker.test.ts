@@ -12,6 +12,7 @@ import {
   MetricLabel,
   Ref,
   Schedule,
+  Scheduler,
   Scope,
   Stream,
   TestClock
@@ -50,6 +51,21 @@ const recordChanges = (breaker: CircuitBreaker.CircuitBreaker) =>
 /** A provider read like the environment: `_` separates the name from the option. */
 const env = (entries: ReadonlyArray<readonly [string, string]>) =>
   ConfigProvider.fromMap(new Map(entries), { pathDelim: "_" })
+
+/** A scheduler that makes the fiber running on it yield once, at its operation number `at`. */
+class YieldOnce implements Scheduler.Scheduler {
+  ops = 0
+  yielded = false
+  constructor(readonly at: number) {}
+  shouldYield(): number | false {
+    if (++this.ops !== this.at) return false
+    this.yielded = true
+    return 0
+  }
+  scheduleTask(task: Scheduler.Task, priority: number) {
+    Scheduler.defaultScheduler.scheduleTask(task, priority)
+  }
+}
 
 const transitions = (changes: ReadonlyArray<CircuitBreaker.StateChange>) =>
   changes.map((c) => `${c.from}->${c.to}:${c.reason}`)
@@ -663,6 +679,46 @@ describe("CircuitBreaker", () => {
         const probe = yield* inFlight(breaker)
         expect(probe.admitted).toBe(true)
         expect(yield* breaker.isCallPermitted).toBe(false)
+      }))
+
+    it.effect("a read interrupted at any step loses no transition: subscribers still get every one, in order", () =>
+      Effect.gen(function*() {
+        type Read = (breaker: CircuitBreaker.CircuitBreaker) => Effect.Effect<unknown>
+        const reads: ReadonlyArray<readonly [string, Read]> = [
+          ["state", (breaker) => breaker.state],
+          ["metrics", (breaker) => breaker.metrics],
+          ["isCallPermitted", (breaker) => breaker.isCallPermitted],
+          ["retryAfter", (breaker) => breaker.retryAfter]
+        ]
+        for (const [label, read] of reads) {
+          for (let step = 1; step <= 40; step++) {
+            const seen = yield* Effect.scoped(Effect.gen(function*() {
+              const breaker = yield* CircuitBreaker.make({
+                name: uniqueName("interrupted-read"),
+                failureThreshold: 1,
+                successThreshold: 1,
+                resetTimeout: "1 second"
+              })
+              const changes = yield* recordChanges(breaker)
+              yield* fail(breaker)
+              yield* TestClock.adjust("1 second")
+              // The reader is parked at its operation number `step` and interrupted there.
+              const scheduler = new YieldOnce(step)
+              const reader = yield* Effect.fork(Effect.withScheduler(read(breaker), scheduler))
+              while (!scheduler.yielded && reader.unsafePoll() === null) yield* Effect.yieldNow()
+              yield* Fiber.interrupt(reader)
+              yield* succeed(breaker)
+              yield* fail(breaker)
+              return transitions(yield* changes)
+            }))
+            expect(seen, `${label}, interrupted after ${step} steps`).toEqual([
+              "Closed->Open:FailureThreshold",
+              "Open->HalfOpen:OpenDurationElapsed",
+              "HalfOpen->Closed:ProbesSucceeded",
+              "Closed->Open:FailureThreshold"
+            ])
+          }
+        }
       }))
 
     it.effect("recentFailures keeps the last 50 with time and message", () =>

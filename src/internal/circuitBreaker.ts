@@ -413,8 +413,13 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
     })
   }
 
+  /**
+   * A read may apply the lazy Open -> HalfOpen transition: like `protect`, it must not be
+   * interrupted between the state update and the publication of the event, or subscribers
+   * would wait for it forever.
+   */
   read<A>(f: (state: Machine.State, now: number) => A): Effect.Effect<A> {
-    return Effect.clockWith((clock) => {
+    return Effect.uninterruptible(Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()
       return Effect.flatMap(
         Ref.modify(this.ref, (state) => {
@@ -426,7 +431,7 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
           return effects === noEffects ? Effect.succeed(value) : Effect.as(this.apply(effects, now), value)
         }
       )
-    })
+    }))
   }
 
   run(command: Machine.Command): Effect.Effect<void> {
