@@ -1,6 +1,6 @@
 /**
  * Fault injection for tests and demos: failures, latency and outages around any effect,
- * and a chaos layer around the `Cache` service.
+ * and chaos layers around the `Cache` service and around `@effect/sql`'s `SqlClient`.
  *
  * Every fault is deterministic: randomness comes from a generator seeded with `seed` (or
  * the `Random` service when no seed is given) and time from the `Clock`, so the same seed
@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import type * as Context from "effect/Context"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { LazyArg } from "effect/Function"
@@ -157,32 +157,65 @@ export interface CacheOptions {
 }
 
 /**
- * What a chaos cache layer exposes besides the `Cache`: its statistics and whether an
+ * What a chaos layer exposes besides the service it wraps: its statistics and whether an
  * outage window is active now.
  *
  * @since 0.1.0
  * @category models
  */
-export interface CacheChaos {
+export interface ChaosHandle {
   readonly stats: Effect.Effect<Stats>
   readonly outageActive: Effect.Effect<boolean>
 }
 
 /**
- * The service provided by `layerCache` next to the `Cache`, to inspect what was injected.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Chaos } from "effect-resilience"
- *
- * const report = Effect.flatMap(Chaos.CacheChaos, (chaos) => chaos.stats)
- * ```
+ * What `layerCache` provides next to the `Cache`.
  *
  * @since 0.1.0
- * @category tags
+ * @category models
  */
-export const CacheChaos: Context.Tag<CacheChaos, CacheChaos> = internal.CacheChaos
+export interface CacheChaosService extends ChaosHandle {}
+
+/**
+ * What `layerSql` provides next to the `SqlClient`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqlChaosService extends ChaosHandle {}
+
+export {
+  /**
+   * The service provided by `layerCache` next to the `Cache`, to inspect what was injected.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Chaos } from "effect-resilience"
+   *
+   * const report = Effect.flatMap(Chaos.CacheChaos, (chaos) => chaos.stats)
+   * ```
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  CacheChaos,
+  /**
+   * The service provided by `layerSql` next to the `SqlClient`, to inspect what was injected.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Chaos } from "effect-resilience"
+   *
+   * const outageNow = Effect.flatMap(Chaos.SqlChaos, (chaos) => chaos.outageActive)
+   * ```
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  SqlChaos
+} from "./internal/chaos.js"
 
 /**
  * Makes a fault that fails a call with `error` with the given probability, without
@@ -260,7 +293,7 @@ export const outage: {
 export const makeCache: (
   cache: CacheService,
   options: CacheOptions
-) => Effect.Effect<readonly [CacheService, CacheChaos], InvalidOptions> = internal.makeCache
+) => Effect.Effect<readonly [CacheService, CacheChaosService], InvalidOptions> = internal.makeCache
 
 /**
  * A layer from `Cache` to `Cache` that injects faults into every operation of the cache
@@ -284,5 +317,79 @@ export const makeCache: (
  * @since 0.1.0
  * @category layers
  */
-export const layerCache: (options: CacheOptions) => Layer.Layer<Cache | CacheChaos, InvalidOptions, Cache> =
-  internal.layerCache
+export const layerCache: (
+  options: CacheOptions
+) => Layer.Layer<Cache | internal.CacheChaos, InvalidOptions, Cache> = internal.layerCache
+
+/**
+ * Options of `layerSql`, checked in this order for each statement: outage windows, then
+ * one draw deciding failure or timeout, then latency.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqlOptions {
+  /**
+   * Fraction of statements that fail at once, as a refused connection does: an error
+   * tagged `"SqlError"` whose `cause` has code `ECONNREFUSED` (a `ResilientSql` reads it
+   * as reason `"Unavailable"`, outcome `"NotApplied"`). Default 0.
+   */
+  readonly failureRate?: number | undefined
+  /**
+   * Fraction of statements that wait `timeout` and then fail as cancelled: `cause` with
+   * code `57014` (reason `"Timeout"`, outcome `"Unknown"`). Half of them ran before the
+   * failure, as when only the reply is lost. Default 0.
+   */
+  readonly timeoutRate?: number | undefined
+  /** How long a timed-out statement waits before failing (default 1 second). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Latency added to every statement that is not failed: fixed, or drawn from `[min, max]`. */
+  readonly latency?: Duration.DurationInput | readonly [Duration.DurationInput, Duration.DurationInput] | undefined
+  /**
+   * Outage windows, measured on the `Clock` from when the layer is built: `"fail"` ones
+   * refuse every statement (`ECONNREFUSED`), `"hang"` ones hold it until the window ends.
+   */
+  readonly outages?: ReadonlyArray<OutageWindow> | undefined
+  /** Seeds the layer's generator; without it, the `Random` service in the context is used. */
+  readonly seed?: number | string | undefined
+}
+
+/**
+ * Wraps an `SqlClient` with faults; returns the faulty client and its chaos handle. Every
+ * statement the client runs (its template, `unsafe`, and their `raw`, `values`, `stream`
+ * variants) and every connection it reserves goes through the faults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSql: (
+  client: SqlClient.SqlClient,
+  options: SqlOptions
+) => Effect.Effect<readonly [SqlClient.SqlClient, SqlChaosService], InvalidOptions> = internal.makeSql
+
+/**
+ * A layer from `SqlClient` to `SqlClient` (of `@effect/sql`) that injects faults into every
+ * statement of the client beneath it, deterministic from `seed` and the `Clock` like
+ * `layerCache`, and provides a `SqlChaos` to inspect them. Put it between the driver's
+ * client and `Sql.layer` to rehearse a database outage on an embedded SQLite file.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { Chaos } from "effect-resilience"
+ * import * as Sql from "effect-resilience/Sql"
+ * import * as Sqlite from "effect-resilience/Sql/Sqlite"
+ *
+ * // the database refuses every statement from second 2 to second 5, and 1% of them otherwise
+ * const FlakyDatabase = Sql.layer({ name: "orders" }).pipe(
+ *   Layer.provide(Chaos.layerSql({ failureRate: 0.01, outages: [{ start: "2 seconds", duration: "3 seconds" }] })),
+ *   Layer.provide(Sqlite.layerClient({ filename: "orders.sqlite" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSql: (
+  options: SqlOptions
+) => Layer.Layer<SqlClient.SqlClient | internal.SqlChaos, InvalidOptions, SqlClient.SqlClient> = internal.layerSql

@@ -1,8 +1,14 @@
+import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Data, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Option, TestClock } from "effect"
+import { Context, Data, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
 import * as Chaos from "../src/Chaos.js"
 import * as internalChaos from "../src/internal/chaos.js"
+import * as Sql from "../src/Sql.js"
+import * as Sqlite from "../src/Sql/Sqlite.js"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly n: number }> {}
 
@@ -297,4 +303,181 @@ describe("outage windows (pure)", () => {
       expect(internalChaos.windowEnd(window, anchor, now)).toBe(expected)
     }
   )
+})
+
+describe("options of every Chaos constructor", () => {
+  it.effect("null or a non-object is InvalidOptions naming options, never a TypeError", () =>
+    Effect.gen(function*() {
+      const field = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.map(Effect.flip(effect), (error) => {
+          expect(error).toMatchObject({ _tag: "InvalidOptions", module: "Chaos" })
+          return (error as { readonly field: string }).field
+        })
+      for (const bad of [null, undefined, 42, "x"]) {
+        expect(yield* field(Chaos.fail(bad as never))).toBe("options")
+        expect(yield* field(Chaos.delay(bad as never))).toBe("options")
+        expect(yield* field(Chaos.outage(bad as never))).toBe("options")
+        expect(yield* field(Chaos.makeCache({} as Cache.CacheService, bad as never))).toBe("options")
+        expect(yield* field(Effect.provide(Cache.Cache, ChaosMemory(bad as never)))).toBe("options")
+      }
+    }))
+
+  it("the chaos tags are classes keyed under effect-resilience/Chaos", () => {
+    expect(Chaos.CacheChaos.key).toBe("effect-resilience/Chaos/CacheChaos")
+    expect(Chaos.SqlChaos.key).toBe("effect-resilience/Chaos/SqlChaos")
+    expect(typeof Chaos.CacheChaos).toBe("function")
+    expect(typeof Chaos.SqlChaos).toBe("function")
+  })
+})
+
+describe("Chaos.layerSql", () => {
+  const tempFile = Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-resilience-chaos-sql-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  ).pipe(Effect.map((dir) => path.join(dir, "app.sqlite")))
+
+  /** A SQLite client behind the faults, with a table `t`, in the test's scope. */
+  const chaosSql = (options: Chaos.SqlOptions) =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const base = Sqlite.layerClient({ filename, busyTimeout: 0 })
+      const raw = Context.get(yield* Layer.build(base), SqlClient.SqlClient)
+      yield* raw`CREATE TABLE t (x INTEGER NOT NULL)`
+      const context = yield* Layer.build(Chaos.layerSql(options).pipe(Layer.provide(Layer.succeed(SqlClient.SqlClient, raw))))
+      return { raw, sql: Context.get(context, SqlClient.SqlClient), chaos: Context.get(context, Chaos.SqlChaos) }
+    })
+
+  const count = (sql: SqlClient.SqlClient) =>
+    Effect.map(sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM t`, (rows) => Number(rows[0]!.n))
+
+  it.scoped("an outage window on the Clock refuses every statement as ECONNREFUSED; nothing runs", () =>
+    Effect.gen(function*() {
+      const { chaos, raw, sql } = yield* chaosSql({ outages: [{ start: "2 seconds", duration: "3 seconds" }] })
+      yield* sql`INSERT INTO t (x) VALUES (1)`
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* chaos.outageActive).toBe(true)
+      const errors = yield* Effect.forEach(
+        [
+          sql`INSERT INTO t (x) VALUES (2)`,
+          sql.unsafe("INSERT INTO t (x) VALUES (3)"),
+          sql`INSERT INTO t (x) VALUES (4)`.raw,
+          sql`SELECT x FROM t`.values,
+          sql`SELECT x FROM t`.unprepared,
+          Stream.runCollect(sql`SELECT x FROM t`.stream),
+          Effect.scoped(sql.reserve)
+        ],
+        (effect) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
+      )
+      for (const error of errors) {
+        expect(error).toMatchObject({ _tag: "SqlError", cause: { code: "ECONNREFUSED" } })
+        expect(Sql.toDatabaseError("db", error)).toMatchObject({ reason: "Unavailable", outcome: "NotApplied" })
+      }
+      expect(yield* count(raw)).toBe(1)
+      expect((yield* chaos.stats).outageFailures).toBe(7)
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* chaos.outageActive).toBe(false)
+      yield* sql`INSERT INTO t (x) VALUES (5)`
+      expect(yield* raw<{ readonly x: number }>`SELECT x FROM t ORDER BY x`).toEqual([{ x: 1 }, { x: 5 }])
+    }))
+
+  it.scoped("statements behind the faults still compile, nest and run in transactions", () =>
+    Effect.gen(function*() {
+      const { raw, sql } = yield* chaosSql({})
+      const where = sql`x > ${1}`
+      expect(sql`SELECT x FROM t WHERE ${where}`.compile()[0]).toBe("SELECT x FROM t WHERE x > ?")
+      yield* sql.withTransaction(
+        Effect.zipRight(sql`INSERT INTO t ${sql.insert({ x: 1 })}`, sql`INSERT INTO t ${sql.insert({ x: 2 })}`)
+      )
+      expect(yield* sql<{ readonly x: number }>`SELECT x FROM t WHERE ${where}`).toEqual([{ x: 2 }])
+      expect(sql.safe).toBe(sql)
+      expect(yield* count(raw)).toBe(2)
+    }))
+
+  it.scoped("failureRate is deterministic from the seed; failed statements did not run", () =>
+    Effect.gen(function*() {
+      const pattern = (seed: number) =>
+        Effect.gen(function*() {
+          const { chaos, raw, sql } = yield* chaosSql({ failureRate: 0.3, seed })
+          const failed = yield* Effect.forEach(
+            Array.from({ length: 100 }, (_, i) => i),
+            (i) => Effect.map(Effect.either(sql`INSERT INTO t (x) VALUES (${i})`), Either.isLeft)
+          )
+          expect(yield* count(raw)).toBe(failed.filter((f) => !f).length)
+          expect((yield* chaos.stats).failures).toBe(failed.filter(Boolean).length)
+          return failed
+        })
+      const a = yield* pattern(3)
+      expect(yield* pattern(3)).toEqual(a)
+      expect(yield* pattern(4)).not.toEqual(a)
+      expect(a.filter(Boolean).length).toBeGreaterThan(15)
+      expect(a.filter(Boolean).length).toBeLessThan(45)
+    }))
+
+  it.scoped("latency and timeouts wait on the Clock; a timeout is 57014 (Timeout, outcome Unknown)", () =>
+    Effect.gen(function*() {
+      const slow = yield* chaosSql({ latency: "250 millis" })
+      const fiber = yield* Effect.fork(slow.sql`INSERT INTO t (x) VALUES (1)`)
+      yield* TestClock.adjust("249 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+      expect(yield* slow.chaos.stats).toMatchObject({ delayed: 1, totalDelay: Duration.millis(250) })
+
+      const lost = yield* chaosSql({ timeoutRate: 1, timeout: "2 seconds", seed: 1 })
+      const results = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const attempt = yield* Effect.fork(Effect.flip(lost.sql`INSERT INTO t (x) VALUES (${i})`))
+          yield* TestClock.adjust("2 seconds")
+          return yield* Fiber.join(attempt)
+        }))
+      for (const error of results) {
+        expect(Sql.toDatabaseError("db", error)).toMatchObject({ reason: "Timeout", outcome: "Unknown", code: "57014" })
+      }
+      // Half the lost replies were applied.
+      const landed = yield* count(lost.raw)
+      expect(landed).toBeGreaterThan(3)
+      expect(landed).toBeLessThan(17)
+      expect((yield* lost.chaos.stats).timeouts).toBe(20)
+    }))
+
+  it.scoped("in front of ResilientSql: the outage opens the breaker, read-only mode, and recovery after it", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const context = yield* Layer.build(
+        Sql.layer({ name: "orders", retry: false, healthCheck: { interval: "1 second" } }).pipe(
+          Layer.provideMerge(Chaos.layerSql({ outages: [{ start: "10 seconds", duration: "20 seconds" }] })),
+          Layer.provide(Sqlite.layerClient({ filename }))
+        )
+      )
+      const db = Context.get(context, Sql.ResilientSql)
+      yield* db.query((sql) => sql`CREATE TABLE t (x INTEGER)`)
+      yield* TestClock.adjust("10 seconds")
+      for (let i = 0; i < 3; i++) {
+        expect(yield* Effect.flip(db.query((sql) => sql`SELECT 1`))).toMatchObject({ reason: "Unavailable" })
+      }
+      expect(yield* db.mode).toBe("ReadOnly")
+      yield* TestClock.adjust("19 seconds")
+      expect(yield* db.breaker.state).toBe("Open")
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* db.breaker.state).toBe("HalfOpen")
+      yield* db.query((sql) => sql`SELECT 1`)
+      yield* db.query((sql) => sql`SELECT 1`)
+      yield* db.query((sql) => sql`SELECT 1`)
+      expect(yield* db.mode).toBe("ReadWrite")
+    }))
+
+  it.effect("refuses invalid options with InvalidOptions naming the field", () =>
+    Effect.gen(function*() {
+      const fake = {} as SqlClient.SqlClient
+      const field = (options: Chaos.SqlOptions) =>
+        Effect.map(Effect.flip(Chaos.makeSql(fake, options)), (error) => error.field)
+      expect(yield* field({ failureRate: 2 })).toBe("failureRate")
+      expect(yield* field({ timeoutRate: -1 })).toBe("timeoutRate")
+      expect(yield* field({ latency: ["2 seconds", "1 second"] })).toBe("latency")
+      expect(yield* field({ outages: [{ start: 0, duration: "1 second", every: "1 second" }] })).toBe(
+        "outages[0].every"
+      )
+      expect(yield* field({ seed: Number.NaN })).toBe("seed")
+      expect(yield* field(null as never)).toBe("options")
+    }))
 })

@@ -1,5 +1,7 @@
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -7,6 +9,7 @@ import type { LazyArg } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 import type * as CacheModule from "../Cache.js"
 import type * as Chaos from "../Chaos.js"
 import { InvalidOptions } from "../InvalidOptions.js"
@@ -181,8 +184,9 @@ const makeFault = <E>(
 ): Chaos.Fault<E> => Object.assign(wrap, { stats: Ref.get(stats) })
 
 /** @internal */
-export const fail = <E>(options: Chaos.FailOptions<E>): Effect.Effect<Chaos.Fault<E>, InvalidOptions> =>
+export const fail = <E>(input: Chaos.FailOptions<E>): Effect.Effect<Chaos.Fault<E>, InvalidOptions> =>
   Effect.gen(function*() {
+    const options = yield* options_.object(MODULE, input, true)
     const rate = yield* probability("probability", options.probability, Number.NaN)
     if (Number.isNaN(rate)) return yield* invalid("probability", "a number in [0, 1]", undefined)
     if (typeof options.error !== "function") {
@@ -203,8 +207,9 @@ export const fail = <E>(options: Chaos.FailOptions<E>): Effect.Effect<Chaos.Faul
   })
 
 /** @internal */
-export const delay = (options: Chaos.DelayOptions): Effect.Effect<Chaos.Fault<never>, InvalidOptions> =>
+export const delay = (input: Chaos.DelayOptions): Effect.Effect<Chaos.Fault<never>, InvalidOptions> =>
   Effect.gen(function*() {
+    const options = yield* options_.object(MODULE, input, true)
     if (options.latency === undefined) return yield* invalid("latency", "a duration or a [min, max] pair", undefined)
     const latency = yield* validateLatency("latency", options.latency)
     const rate = yield* probability("probability", options.probability, 1)
@@ -239,9 +244,10 @@ export const outage: {
   (options: Chaos.OutageOptions.Hang): Effect.Effect<Chaos.Fault<never>, InvalidOptions>
   <E>(options: Chaos.OutageOptions.Fail<E>): Effect.Effect<Chaos.Fault<E>, InvalidOptions>
 } = <E>(
-  options: Chaos.OutageOptions.Fail<E> | Chaos.OutageOptions.Hang
+  input: Chaos.OutageOptions.Fail<E> | Chaos.OutageOptions.Hang
 ): Effect.Effect<Chaos.Fault<E>, InvalidOptions> =>
   Effect.gen(function*() {
+    const options = yield* options_.object(MODULE, input, true)
     const window = yield* validateWindow("outage", options)
     const error: LazyArg<E> | undefined = "error" in options ? options.error : undefined
     if (window.mode === "fail" && typeof error !== "function") {
@@ -271,11 +277,11 @@ export const outage: {
 // -----------------------------------------------------------------------------
 
 /** @internal */
-export const CacheChaos: Context.Tag<Chaos.CacheChaos, Chaos.CacheChaos> = Context.GenericTag<Chaos.CacheChaos>(
-  "effect-resilience/Chaos/CacheChaos"
-)
+export class CacheChaos
+  extends Context.Tag("effect-resilience/Chaos/CacheChaos")<CacheChaos, Chaos.CacheChaosService>()
+{}
 
-interface CacheConfig {
+interface FaultConfig {
   readonly failureRate: number
   readonly timeoutRate: number
   readonly timeout: number
@@ -284,8 +290,11 @@ interface CacheConfig {
   readonly seed: string | number | undefined
 }
 
-const validateCache = (options: Chaos.CacheOptions): Either.Either<CacheConfig, InvalidOptions> =>
+const validateFaults = (
+  input: Chaos.CacheOptions | Chaos.SqlOptions
+): Either.Either<FaultConfig, InvalidOptions> =>
   Either.gen(function*() {
+    const options = yield* options_.object(MODULE, input, true)
     const failureRate = yield* probability("failureRate", options.failureRate, 0)
     const timeoutRate = yield* probability("timeoutRate", options.timeoutRate, 0)
     if (failureRate + timeoutRate > 1) {
@@ -309,32 +318,35 @@ const validateCache = (options: Chaos.CacheOptions): Either.Either<CacheConfig, 
     return { failureRate, timeoutRate, timeout, latency, outages, seed }
   })
 
-const isWrite = (operation: CacheError["operation"]) => operation !== "get"
+/**
+ * What an injector does to one call: fails it at once (`unavailable`), fails it after the
+ * timeout (`timeout`, after running it first when `lands` says the reply alone was lost),
+ * holds it through a hang window, delays it, or lets it through.
+ */
+interface Injected<E> {
+  readonly unavailable: () => E
+  readonly timeout: (landed: boolean) => E
+}
 
-/** @internal */
-export const makeCache = (
-  cache: CacheModule.CacheService,
-  options: Chaos.CacheOptions
-): Effect.Effect<readonly [CacheModule.CacheService, Chaos.CacheChaos], InvalidOptions> =>
+const makeInjector = (config: FaultConfig) =>
   Effect.gen(function*() {
-    const config = yield* validateCache(options)
     const random = yield* generator(config.seed)
     const anchor = yield* Clock.currentTimeMillis
     const stats = yield* Ref.make(emptyStats)
     const drawDelay = drawLatency(random, config.latency)
-
-    const inject = <A>(
-      operation: CacheError["operation"],
-      key: string,
-      run: Effect.Effect<A, CacheError>
-    ): Effect.Effect<A, CacheError> =>
+    const inject = <A, E, R, F>(
+      run: Effect.Effect<A, E, R>,
+      errors: Injected<F>,
+      // Whether a timed-out call may have been applied (a write whose reply was lost).
+      mayLand: boolean
+    ): Effect.Effect<A, E | F, R> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const active = activeWindow(config.outages, anchor, now)
         if (active !== undefined) {
           if (active.window.mode === "fail") {
             yield* count(stats, "outageFailures")
-            return yield* new CacheError({ operation, key, reason: "Unavailable", outcome: "NotApplied" })
+            return yield* Effect.fail(errors.unavailable())
           }
           // A frozen server: the call waits for the window to end, then runs.
           yield* count(stats, "outageHangs")
@@ -345,17 +357,16 @@ export const makeCache = (
         const r = config.failureRate > 0 || config.timeoutRate > 0 ? yield* random.next : 1
         if (r < config.failureRate) {
           yield* count(stats, "failures")
-          return yield* new CacheError({ operation, key, reason: "Unavailable", outcome: "NotApplied" })
+          return yield* Effect.fail(errors.unavailable())
         }
         if (r < config.failureRate + config.timeoutRate) {
           yield* count(stats, "timeouts")
           if (config.timeout > 0) yield* Effect.sleep(Duration.millis(config.timeout))
-          if (!isWrite(operation)) {
-            return yield* new CacheError({ operation, key, reason: "Timeout", outcome: "NotApplied" })
-          }
+          if (!mayLand) return yield* Effect.fail(errors.timeout(false))
           // The reply was lost, not necessarily the command: half the timed-out writes land.
-          if ((yield* random.next) < 0.5) yield* Effect.ignore(run)
-          return yield* new CacheError({ operation, key, reason: "Timeout", outcome: "Unknown" })
+          const landed = (yield* random.next) < 0.5
+          if (landed) yield* Effect.ignore(run)
+          return yield* Effect.fail(errors.timeout(true))
         }
         yield* count(stats)
         const millis = yield* drawDelay
@@ -365,6 +376,36 @@ export const makeCache = (
         }
         return yield* run
       })
+    const handle = {
+      stats: Ref.get(stats),
+      outageActive: Effect.map(
+        Clock.currentTimeMillis,
+        (now) => activeWindow(config.outages, anchor, now) !== undefined
+      )
+    }
+    return { inject, handle }
+  })
+
+const isWrite = (operation: CacheError["operation"]) => operation !== "get"
+
+/** @internal */
+export const makeCache = (
+  cache: CacheModule.CacheService,
+  options: Chaos.CacheOptions
+): Effect.Effect<readonly [CacheModule.CacheService, Chaos.CacheChaosService], InvalidOptions> =>
+  Effect.gen(function*() {
+    const config = yield* validateFaults(options)
+    const { handle, inject: injectAny } = yield* makeInjector(config)
+    const inject = <A>(
+      operation: CacheError["operation"],
+      key: string,
+      run: Effect.Effect<A, CacheError>
+    ): Effect.Effect<A, CacheError> =>
+      injectAny(run, {
+        unavailable: () => new CacheError({ operation, key, reason: "Unavailable", outcome: "NotApplied" }),
+        timeout: (mayHaveLanded) =>
+          new CacheError({ operation, key, reason: "Timeout", outcome: mayHaveLanded ? "Unknown" : "NotApplied" })
+      }, isWrite(operation))
 
     const service: CacheModule.CacheService = {
       get: (key) => inject("get", key, Effect.suspend(() => cache.get(key))),
@@ -374,23 +415,127 @@ export const makeCache = (
       delete: (key) => inject("delete", key, Effect.suspend(() => cache.delete(key))),
       invalidate: (prefix) => inject("invalidate", prefix, Effect.suspend(() => cache.invalidate(prefix)))
     }
-    const chaos: Chaos.CacheChaos = {
-      stats: Ref.get(stats),
-      outageActive: Effect.map(
-        Clock.currentTimeMillis,
-        (now) => activeWindow(config.outages, anchor, now) !== undefined
-      )
-    }
-    return [service, chaos] as const
+    return [service, handle] as const
   })
 
 /** @internal */
 export const layerCache = (
   options: Chaos.CacheOptions
-): Layer.Layer<Cache | Chaos.CacheChaos, InvalidOptions, Cache> =>
+): Layer.Layer<Cache | CacheChaos, InvalidOptions, Cache> =>
   Layer.effectContext(
     Effect.gen(function*() {
       const [service, chaos] = yield* makeCache(yield* Cache, options)
       return Context.make(Cache, service).pipe(Context.add(CacheChaos, chaos))
+    })
+  )
+
+// -----------------------------------------------------------------------------
+// SQL
+// -----------------------------------------------------------------------------
+
+// `@effect/sql` is known here by its service key and its error's tag only: the core entry
+// point loads `effect` alone, and a user of `layerSql` has `@effect/sql` anyway.
+const SqlClientTag = Context.GenericTag<SqlClient.SqlClient>("@effect/sql/SqlClient")
+
+const SqlErrorTypeId = Symbol.for("@effect/sql/SqlError")
+
+/**
+ * An injected failure of a statement, tagged `"SqlError"` like the driver's own, with
+ * `cause` carrying the code a real driver gives (`ECONNREFUSED`, `57014`).
+ *
+ * @internal
+ */
+export class InjectedSqlError extends Data.TaggedError("SqlError")<{
+  readonly cause: unknown
+  readonly message: string
+}> {
+  readonly [SqlErrorTypeId] = SqlErrorTypeId
+}
+
+/** @internal */
+export class SqlChaos extends Context.Tag("effect-resilience/Chaos/SqlChaos")<SqlChaos, Chaos.SqlChaosService>() {}
+
+const refused = (): InjectedSqlError =>
+  new InjectedSqlError({
+    cause: Object.assign(new Error("connect ECONNREFUSED (injected by Chaos.layerSql)"), { code: "ECONNREFUSED" }),
+    message: "Failed to execute statement"
+  })
+
+const cancelled = (): InjectedSqlError =>
+  new InjectedSqlError({
+    cause: Object.assign(new Error("canceling statement due to statement timeout (injected by Chaos.layerSql)"), {
+      code: "57014"
+    }),
+    message: "Failed to execute statement"
+  })
+
+const sqlErrors: Injected<InjectedSqlError> = { unavailable: refused, timeout: cancelled }
+
+type Inject = <A, E, R>(run: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InjectedSqlError, R>
+
+// A statement behind the fault: the same object for everything but running it (`commit`,
+// and the `raw`, `values`, `unprepared`, `withoutTransform` and `stream` variants), so it
+// still compiles, nests in other statements and pipes like the original.
+const wrapStatement = (statement: object, inject: Inject): object =>
+  new Proxy(statement, {
+    get(target, property, receiver) {
+      switch (property) {
+        case "commit":
+          return () => inject((target as { commit(): Effect.Effect<unknown, unknown> }).commit())
+        case "raw":
+        case "values":
+        case "unprepared":
+        case "withoutTransform":
+          return inject(Reflect.get(target, property) as Effect.Effect<unknown, unknown>)
+        case "stream":
+          return Stream.unwrap(inject(Effect.succeed(Reflect.get(target, property) as Stream.Stream<unknown, unknown>)))
+      }
+      return Reflect.get(target, property, receiver)
+    }
+  })
+
+const wrapClient = (client: SqlClient.SqlClient, inject: Inject): SqlClient.SqlClient => {
+  const statementOr = (value: unknown) =>
+    typeof value === "object" && value !== null && Effect.isEffect(value) ? wrapStatement(value, inject) : value
+  const wrapped: SqlClient.SqlClient = new Proxy(client, {
+    apply(target, thisArg, args) {
+      return statementOr(Reflect.apply(target, thisArg, args))
+    },
+    get(target, property) {
+      switch (property) {
+        case "unsafe":
+          return (sql: string, params?: ReadonlyArray<unknown>) => statementOr(target.unsafe(sql, params))
+        case "safe":
+          return wrapped
+        case "withoutTransforms":
+          return () => wrapClient(target.withoutTransforms(), inject)
+        case "reserve":
+          return inject(target.reserve)
+      }
+      return Reflect.get(target, property, target)
+    }
+  })
+  return wrapped
+}
+
+/** @internal */
+export const makeSql = (
+  client: SqlClient.SqlClient,
+  options: Chaos.SqlOptions
+): Effect.Effect<readonly [SqlClient.SqlClient, Chaos.SqlChaosService], InvalidOptions> =>
+  Effect.gen(function*() {
+    const config = yield* validateFaults(options)
+    const { handle, inject } = yield* makeInjector(config)
+    return [wrapClient(client, (run) => inject(run, sqlErrors, true)), handle] as const
+  })
+
+/** @internal */
+export const layerSql = (
+  options: Chaos.SqlOptions
+): Layer.Layer<SqlClient.SqlClient | SqlChaos, InvalidOptions, SqlClient.SqlClient> =>
+  Layer.effectContext(
+    Effect.gen(function*() {
+      const [client, chaos] = yield* makeSql(yield* SqlClientTag, options)
+      return Context.make(SqlClientTag, client).pipe(Context.add(SqlChaos, chaos))
     })
   )
