@@ -9,18 +9,23 @@
  *
  * The cache is in memory by default. With `REDIS_URL` set (`REDIS_URL=redis://localhost:6379
  * npm run demo`), it is that Redis, under the same chaos layer: the outage is injected
- * between the service and Redis, and Redis itself is left alone.
+ * between the service and Redis, and Redis itself is left alone. The service starts even
+ * when Redis does not answer (a cache-first service must): the resilient cache answers with
+ * its fallbacks until Redis is back. Real faults of Redis at any moment change the figures,
+ * never the self-check: no user error, and every count agrees with every other.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import { Cache } from "effect-resilience"
 import type { CircuitBreaker } from "effect-resilience"
-import { layerRedisConfig } from "effect-resilience/Cache/Redis"
+import * as RedisCache from "effect-resilience/Cache/Redis"
 import type { Outcome, Phase, RequestRecord, Result, Second } from "./queryService.js"
 import * as QueryService from "./queryService.js"
 import { bold, cyan, dim, green, ms, percent, red, seconds, yellow } from "./terminal.js"
@@ -30,44 +35,64 @@ import { bold, cyan, dim, green, ms, percent, red, seconds, yellow } from "./ter
 // -----------------------------------------------------------------------------
 
 /** The cache under the chaos layer, and how to name it. */
-interface Backend<E> {
+interface Backend {
   readonly name: string
-  readonly layer: Layer.Layer<Cache.Cache, E>
+  /** The options in force, one line each, for the header. */
+  readonly settings: ReadonlyArray<string>
+  readonly layer: Layer.Layer<Cache.Cache, unknown>
   readonly latency: typeof QueryService.memoryCacheLatency | undefined
 }
 
-/** The URL without its credentials, for printing. */
-const redact = (url: string): string => {
+/** A URL without its userinfo and query, either of which may hold a password. */
+const redact = (url: string | Redacted.Redacted<string>): string => {
   try {
-    const parsed = new URL(url)
-    parsed.username = ""
-    parsed.password = ""
-    return parsed.toString()
+    const parsed = new URL(Redacted.isRedacted(url) ? Redacted.value(url) : url)
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`
   } catch {
     return "(an unparsable URL)"
   }
 }
 
-const redisUrl = process.env["REDIS_URL"]
+const millis = (duration: Duration.DurationInput | undefined): string =>
+  duration === undefined ? "default" : ms(Duration.toMillis(Duration.decode(duration)))
 
-const backend: Backend<unknown> = redisUrl === undefined || redisUrl.trim() === ""
-  ? {
-    name: "in-memory cache (Cache.layerMemory), 1-3 ms per call; set REDIS_URL to use Redis",
-    layer: Cache.layerMemory(),
-    // A memory cache answers in no time; the chaos layer adds the network hop a real cache has.
-    latency: QueryService.memoryCacheLatency
-  }
-  : {
-    name: `Redis at ${redact(redisUrl)} (layerRedisConfig, commandTimeout 80 ms)`,
-    // The environment (REDIS_URL, REDIS_COMMAND_TIMEOUT, ...) wins over these defaults.
-    layer: layerRedisConfig({
-      name: "demo",
-      prefix: "effect-resilience-demo:",
-      commandTimeout: "80 millis",
-      requireConnection: true
-    }),
+/** The demo's own choices; the environment (REDIS_URL, REDIS_COMMAND_TIMEOUT, ...) wins over them. */
+const redisDefaults: RedisCache.Options = {
+  name: "demo",
+  prefix: "effect-resilience-demo:",
+  commandTimeout: "80 millis",
+  connectTimeout: "1 second",
+  maxReconnectDelay: "1 second",
+  maxRetriesPerRequest: 1
+}
+
+const memoryBackend: Backend = {
+  name: "in-memory cache (Cache.layerMemory), 1-3 ms per call; set REDIS_URL to use Redis",
+  settings: [],
+  layer: Cache.layerMemory(),
+  // A memory cache answers in no time; the chaos layer adds the network hop a real cache has.
+  latency: QueryService.memoryCacheLatency
+}
+
+/** The backend REDIS_URL asks for, with the options in force; a configuration that can never work fails here. */
+const backend = Effect.gen(function*() {
+  const url = process.env["REDIS_URL"]
+  if (url === undefined || url.trim() === "") return memoryBackend
+  const options = yield* RedisCache.configOptions(redisDefaults)
+  const result: Backend = {
+    name: `Redis at ${options.url === undefined ? "(none)" : redact(options.url)} (RedisCache.layerConfig)`,
+    settings: [
+      `commandTimeout ${millis(options.commandTimeout)} · connectTimeout ${millis(options.connectTimeout)}` +
+      ` · maxReconnectDelay ${millis(options.maxReconnectDelay)}` +
+      ` · maxRetriesPerRequest ${options.maxRetriesPerRequest ?? "default"}`,
+      `prefix "${options.prefix ?? ""}"${options.password === undefined ? "" : " · password set (REDIS_PASSWORD)"}` +
+      " · starts even if Redis does not answer (requireConnection false)"
+    ],
+    layer: RedisCache.layer(options),
     latency: undefined
   }
+  return result
+})
 
 // -----------------------------------------------------------------------------
 // Printing
@@ -214,7 +239,21 @@ const printReport = (result: Result): Effect.Effect<boolean> => {
       ` · breaker ${stateColor(breaker.state)(breaker.state)}: ${breaker.successfulCalls} successful,` +
       ` ${breaker.failedCalls} failed, ${breaker.rejectedCalls} rejected, ${breaker.stateChanges} state changes`,
     "",
-    bold("Self-check"),
+    bold("Scripted outage") + dim(" (figures: a real fault at another moment changes them)"),
+    ...QueryService.scripted(result).map((c) =>
+      `  ${c.pass ? green("✓") : yellow("·")} ${c.label}: ${c.pass ? "yes" : "no"}`
+    ),
+    row(
+      "  transitions outside it",
+      // The scripted story ends with the breaker closing within 3 s of the outage's end.
+      result.changes.filter((c) => {
+        const at = c.at - result.startedAt
+        return at < outage.start || at >= outageEnd + 3_000
+      }).length,
+      "real faults of the cache show here"
+    ),
+    "",
+    bold("Self-check") + dim(" (holds whatever the cache does)"),
     ...checks.map((c) => `  ${c.pass ? green("✓") : red("✗")} ${c.label}`),
     ""
   )
@@ -229,14 +268,16 @@ const printReport = (result: Result): Effect.Effect<boolean> => {
 
 const program = Effect.gen(function*() {
   const { outage, resilience } = QueryService
+  const cache = yield* backend
   yield* Console.log(
     [
       "",
       bold("A cache-first query service whose cache goes down"),
-      dim(`  cache:    ${backend.name}`),
+      dim(`  cache:    ${cache.name}`),
+      ...cache.settings.map((line) => dim(`            ${line}`)),
       dim(
-        `  stack:    ResilientCache (${ms(Duration.toMillis(resilience.timeout))} timeout per call; the breaker opens` +
-          ` after ${breakerOptions.failureThreshold} failures,`
+        `  stack:    ResilientCache (${ms(Duration.toMillis(Duration.decode(resilience.timeout)))} timeout per call;` +
+          ` the breaker opens after ${breakerOptions.failureThreshold} failures,`
       ),
       dim(
         `            probes every ${breakerOptions.resetTimeout}, closes after ${breakerOptions.successThreshold}` +
@@ -255,8 +296,17 @@ const program = Effect.gen(function*() {
       dim("     time  requests: ") + `${glyph.hit} cache  ${glyph.miss} database  ${glyph.error} error`
     ].join("\n")
   )
-  return yield* QueryService.run({ backend: backend.layer, cacheLatency: backend.latency, onSecond: printSecond })
+  return yield* QueryService.run({ backend: cache.layer, cacheLatency: cache.latency, onSecond: printSecond })
 })
+
+/** One line, never a stack trace nor a secret: the message of a typed error, or the first line of a defect's. */
+const oneLine = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  const error: unknown = failure._tag === "Some" ? failure.value : Cause.squash(cause)
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? `${String(error._tag)}: ` : ""
+  const message = error instanceof Error ? error.message : String(error)
+  return `${tag}${message.split("\n")[0]}`
+}
 
 const main = Effect.gen(function*() {
   const result = yield* program
@@ -265,8 +315,16 @@ const main = Effect.gen(function*() {
     yield* Console.log(changeLine(change, result.startedAt))
   }
   const pass = yield* printReport(result)
-  if (!pass) return yield* Effect.fail("the demo's self-check failed")
-})
+  if (!pass) return yield* Effect.fail(new Error("the demo's self-check failed"))
+}).pipe(
+  Effect.catchAllCause((cause) =>
+    Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Console.error(red(`demo: ${oneLine(cause)}`)).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        process.exitCode = 1
+      }))
+    )
+  )
+)
 
 NodeRuntime.runMain(
   main.pipe(

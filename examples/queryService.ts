@@ -406,7 +406,11 @@ export interface Check {
   readonly pass: boolean
 }
 
-/** What must hold for the run to count: no user saw the outage, and every count agrees with every other. */
+/**
+ * What must hold whatever the world does, for the run to count: no user saw an error, and
+ * every count agrees with every other. A real fault of the cache at any moment (frozen at
+ * startup, restarted mid-run) changes the figures, never these.
+ */
 export const check = (result: Result): ReadonlyArray<Check> => {
   const f = figures(result)
   const { breaker, cache, chaos } = result
@@ -423,7 +427,6 @@ export const check = (result: Result): ReadonlyArray<Check> => {
       label: "database queries <= misses (concurrent misses of a query share one)",
       pass: result.databaseQueries > 0 && result.databaseQueries <= f.misses
     },
-    { label: "the cache answered with fallbacks during the outage", pass: f.outageFallbacks > 0 },
     {
       label: "fallbacks = the breaker's failed + rejected calls",
       pass: cache.fallbacks === breaker.failedCalls + breaker.rejectedCalls
@@ -434,14 +437,23 @@ export const check = (result: Result): ReadonlyArray<Check> => {
           breaker.interruptedCalls
     },
     {
-      label: "the breaker kept most calls off the frozen cache",
-      pass: breaker.rejectedCalls > chaos.outageHangs
-    },
-    { label: "the breaker opened during the outage", pass: f.openedAt !== undefined },
-    { label: "and closed again after it", pass: f.closedAt !== undefined && breaker.state === "Closed" },
-    {
       label: "transitions on breaker.changes = the breaker's stateChanges",
       pass: f.transitions === breaker.stateChanges
     }
+  ]
+}
+
+/**
+ * What the scripted outage is expected to show: figures, not conditions of success, since a
+ * real fault at another moment (the cache frozen at startup, say) legitimately changes them.
+ */
+export const scripted = (result: Result): ReadonlyArray<Check> => {
+  const f = figures(result)
+  const { breaker, chaos } = result
+  return [
+    { label: "the cache answered with fallbacks during the scripted outage", pass: f.outageFallbacks > 0 },
+    { label: "the breaker kept most calls off the frozen cache", pass: breaker.rejectedCalls > chaos.outageHangs },
+    { label: "the breaker opened during the scripted outage", pass: f.openedAt !== undefined },
+    { label: "and closed again after it", pass: f.closedAt !== undefined && breaker.state === "Closed" }
   ]
 }
