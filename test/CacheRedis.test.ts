@@ -212,7 +212,10 @@ describe("Cache/Redis: layerConfig", () => {
 
   it.effect("a value that parses but is out of range names the option and the variable", () =>
     Effect.gen(function*() {
-      const error = yield* configFailure([["REDIS_URL", "redis://localhost:6379"], ["REDIS_COMMAND_TIMEOUT", "0 millis"]])
+      const error = yield* configFailure([
+        ["REDIS_URL", "redis://localhost:6379"],
+        ["REDIS_COMMAND_TIMEOUT", "0 millis"]
+      ])
       expect(error._tag).toBe("InvalidOptions")
       if (error._tag === "InvalidOptions") expect(error.field).toBe("commandTimeout (REDIS_COMMAND_TIMEOUT)")
     }))
@@ -275,7 +278,7 @@ describe("Cache/Redis codec", () => {
     expect(isCompressed(stored("abc".repeat(20), 0))).toBe(true)
   })
 
-  it("compressed payloads are 0xFF 0x01 then raw deflate, and read back (large ones off the event loop too)", async () => {
+  it("compressed payloads are 0xFF 0x01 then raw deflate, and read back (large ones off the event loop)", async () => {
     const value = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ i, tag: "ünïcödé 🚀" })))
     const payload = stored(value)
     expect(Buffer.isBuffer(payload)).toBe(true)
@@ -297,8 +300,11 @@ describe("Cache/Redis codec", () => {
       ["unknown format", Buffer.from([0xff, 0x02, 0x01]), "unknown compression format 2"],
       ["not deflate", Buffer.from([0xff, 0x01, 0x13, 0x37, 0x00, 0x42]), "does not inflate"],
       ["invalid UTF-8", Buffer.from([0x61, 0xc3, 0x28]), "not valid UTF-8"],
-      ["inflates to invalid UTF-8", Buffer.concat([Buffer.from([0xff, 0x01]), deflateRawSync(Buffer.from([0xc3, 0x28]))]),
-        "inflated value is not valid UTF-8"]
+      [
+        "inflates to invalid UTF-8",
+        Buffer.concat([Buffer.from([0xff, 0x01]), deflateRawSync(Buffer.from([0xc3, 0x28]))]),
+        "inflated value is not valid UTF-8"
+      ]
     ]
     for (const [label, payload, detail] of corrupt) {
       const decoded = codec.decode(payload, Infinity)

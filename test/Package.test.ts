@@ -19,7 +19,7 @@ const staticImports = (file: string): Array<string> => {
   return specifiers
 }
 
-/** Every module specifier a file names: static, type-only, re-exported and lazy (`import("...")`, `import("...").T`). */
+/** Every module specifier a file names: static, type-only, re-exported and lazy (`import("...")`). */
 const everyImport = (file: string): Array<string> => {
   const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
   const specifiers: Array<string> = []

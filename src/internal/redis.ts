@@ -151,7 +151,12 @@ export const validate = (
     if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
       // The value itself is never printed: ioredis options hold passwords.
       return yield* Either.left(
-        new InvalidOptions({ module: moduleName, field: "redis", expected: "an object of ioredis options", received: typeof redis })
+        new InvalidOptions({
+          module: moduleName,
+          field: "redis",
+          expected: "an object of ioredis options",
+          received: typeof redis
+        })
       )
     }
     if (redis.keyPrefix !== undefined) {
@@ -304,7 +309,10 @@ export const make = (
         // the URL's, so the URL is passed without it then.
         const redis = validated.url === undefined
           ? new Redis(settings)
-          : new Redis(validated.password === undefined ? validated.url.url : withoutPassword(validated.url.url), settings)
+          : new Redis(
+            validated.password === undefined ? validated.url.url : withoutPassword(validated.url.url),
+            settings
+          )
         // Without a listener, ioredis reports connection errors as unhandled 'error'
         // events, which crash a Node process. The listener stays attached for the
         // client's whole life, so that no late error can escape either.
