@@ -62,6 +62,34 @@ describe("RateLimit (reject mode)", () => {
       expect([yield* attempt(limiter), yield* attempt(limiter), yield* attempt(limiter)]).toEqual([0, 0, 1000])
     }))
 
+  it.effect("at its edges: a token one millisecond early is refused, on time admitted (interval not divisible)", () =>
+    Effect.gen(function*() {
+      // 1000 / 3 rounds up to 334 ms per token, as Effect's RateLimiter.
+      const bucket = yield* RateLimit.make({ limit: 3, interval: "1 second", mode: "reject" })
+      expect([yield* attempt(bucket), yield* attempt(bucket), yield* attempt(bucket)]).toEqual([0, 0, 0])
+      expect(yield* attempt(bucket)).toBe(334)
+      yield* TestClock.adjust(333)
+      expect(yield* attempt(bucket)).toBe(1)
+      yield* TestClock.adjust(1)
+      expect(yield* attempt(bucket)).toBe(0)
+      // Two tokens' worth of time gives exactly two tokens.
+      yield* TestClock.adjust(668)
+      expect([yield* attempt(bucket), yield* attempt(bucket), yield* attempt(bucket)]).toEqual([0, 0, 334])
+
+      const window = yield* RateLimit.make({
+        limit: 1,
+        interval: "1 second",
+        algorithm: "fixed-window",
+        mode: "reject"
+      })
+      expect(yield* attempt(window)).toBe(0)
+      yield* TestClock.adjust(999)
+      expect(yield* attempt(window)).toBe(1)
+      yield* TestClock.adjust(1)
+      expect(yield* attempt(window)).toBe(0)
+      expect(yield* attempt(window)).toBe(1000)
+    }))
+
   it.effect("fails at once with a typed error, without running the effect, and counts it", () =>
     Effect.gen(function*() {
       const name = uniqueName("typed")
