@@ -10,6 +10,7 @@ import { deflateRawSync } from "node:zlib"
 import { Cache } from "../src/Cache.js"
 import * as RedisCache from "../src/Cache/Redis.js"
 import * as codec from "../src/internal/redisCodec.js"
+import { reconnectDelay } from "../src/internal/redis.js"
 import { classify, toCacheError } from "../src/internal/redisErrors.js"
 import * as redisUrl from "../src/internal/redisUrl.js"
 import { freePort } from "./integration/serverLifecycle.js"
@@ -399,5 +400,22 @@ describe("Cache/Redis error mapping", () => {
     expect(toCacheError("get", "k", timeout, true).outcome).toBe("NotApplied")
     const error = toCacheError("set", "user:1", oom)
     expect([error.operation, error.key, error.reason, error.cause]).toEqual(["set", "user:1", "OutOfMemory", oom])
+  })
+})
+
+describe("Cache/Redis reconnect backoff", () => {
+  it("doubles from 50 ms with jitter in [delay / 2, delay], capped at maxReconnectDelay, never 0", () => {
+    const bounds = (times: number, max: number) => [reconnectDelay(times, max, 0), reconnectDelay(times, max, 0.999999)]
+    expect(bounds(1, 1000)).toEqual([25, 50])
+    expect(bounds(2, 1000)).toEqual([50, 100])
+    expect(bounds(5, 1000)).toEqual([400, 800])
+    // 50 × 2^5 = 1600 is above the cap: the cap is the delay.
+    expect(bounds(6, 1000)).toEqual([500, 1000])
+    expect(bounds(5, 800)).toEqual([400, 800])
+    expect(bounds(5, 799)).toEqual([400, 799])
+    // Attempt counts far beyond the cap do not overflow.
+    expect(bounds(1_000_000, 1000)).toEqual([500, 1000])
+    expect(bounds(1, 1)).toEqual([1, 1])
+    expect(bounds(0, 1000)).toEqual([25, 50])
   })
 })

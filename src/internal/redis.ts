@@ -253,6 +253,18 @@ export const corruptPayloads = counter(
 )
 
 /**
+ * The wait before reconnect attempt `times` (from 1): exponential from 50 ms, capped at
+ * `maxDelay`, with jitter in [delay / 2, delay] (`random` in [0, 1)) so that many processes
+ * do not reconnect in lockstep after a restart; at least 1 ms.
+ *
+ * @internal
+ */
+export const reconnectDelay = (times: number, maxDelay: number, random: number): number => {
+  const delay = Math.min(50 * 2 ** Math.min(Math.max(times, 1) - 1, 20), maxDelay)
+  return Math.max(1, Math.round(delay / 2 + (delay / 2) * random))
+}
+
+/**
  * The ioredis options the layer runs with: our bounded-failure defaults, then the user's
  * `redis` options over them; `lazyConnect` is ours, since the layer connects itself.
  */
@@ -265,12 +277,7 @@ const clientOptions = (options: Validated, jitter: () => number): RedisOptions =
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     connectionName: options.connectionName,
-    // Exponential from 50 ms, capped, with jitter in [delay / 2, delay] so that many
-    // processes do not reconnect in lockstep after a restart.
-    retryStrategy: (times: number) => {
-      const delay = Math.min(50 * 2 ** Math.min(times - 1, 20), maxDelay)
-      return Math.max(1, Math.round(delay / 2 + (delay / 2) * jitter()))
-    },
+    retryStrategy: (times: number) => reconnectDelay(times, maxDelay, jitter()),
     ...options.redis,
     ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
     lazyConnect: true

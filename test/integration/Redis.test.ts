@@ -189,8 +189,10 @@ describe("RedisCache.layer", () => {
       for (const key of ["deflate", "format", "truncated", "utf8"]) {
         const result = yield* Effect.either(cache.get(key))
         expect(result).toEqual(Either.right(Option.none()))
+        // The read with its TTL decodes the same way: a miss, counted.
+        expect(yield* Effect.either(cache.getWithTtl!(key))).toEqual(Either.right(Option.none()))
       }
-      expect((yield* Metric.value(counter)).count - before).toBe(4)
+      expect((yield* Metric.value(counter)).count - before).toBe(8)
       // The caller recomputes and overwrites: the key is readable again.
       yield* cache.set("deflate", "fresh")
       expect(yield* cache.get("deflate")).toEqual(Option.some("fresh"))
