@@ -1,4 +1,5 @@
-import type * as Context from "effect/Context"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -126,31 +127,31 @@ const timed = <A, E, R>(
   millis: number,
   onTimeout: () => TimeoutError
 ): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.clockWith((clock) =>
-    Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
-      const startedAt = clock.unsafeCurrentTimeMillis()
-      const runtime = Runtime.make({
-        context: parent.currentContext as Context.Context<R>,
-        fiberRefs: parent.getFiberRefs(),
-        runtimeFlags: status.runtimeFlags
-      })
-      const scheduler = new FirstYieldScheduler(parent.currentScheduler)
-      const fiber = Runtime.runFork(runtime)(self, { scheduler })
-      const exit = fiber.unsafePoll()
-      if (exit !== null) return exit
-      const remaining = Math.max(0, millis - (clock.unsafeCurrentTimeMillis() - startedAt))
-      // The operation's next turn runs on the caller's scheduler, after the caller has armed
-      // the deadline below (scheduled tasks run once the running fiber gives up the thread).
-      scheduler.release()
-      return Effect.onInterrupt(
-        Effect.flatMap(
-          Effect.timeoutOption(Fiber.await(fiber), Duration.millis(remaining)),
-          (done): Effect.Effect<A, E | TimeoutError> =>
-            Option.isSome(done)
-              ? done.value
-              : Effect.zipRight(Fiber.interrupt(fiber), Effect.fail(onTimeout()))
-        ),
-        () => Fiber.interrupt(fiber)
-      )
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    // The clock of the caller's services, read in this same step.
+    const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    const runtime = Runtime.make({
+      context: parent.currentContext as Context.Context<R>,
+      fiberRefs: parent.getFiberRefs(),
+      runtimeFlags: status.runtimeFlags
     })
-  )
+    const scheduler = new FirstYieldScheduler(parent.currentScheduler)
+    const fiber = Runtime.runFork(runtime, self, { scheduler })
+    const exit = fiber.unsafePoll()
+    if (exit !== null) return exit
+    const remaining = Math.max(0, millis - (clock.unsafeCurrentTimeMillis() - startedAt))
+    // The operation's next turn runs on the caller's scheduler, after the caller has armed
+    // the deadline below (scheduled tasks run once the running fiber gives up the thread).
+    scheduler.release()
+    return Effect.onInterrupt(
+      Effect.flatMap(
+        Effect.timeoutOption(Fiber.await(fiber), Duration.millis(remaining)),
+        (done): Effect.Effect<A, E | TimeoutError> =>
+          Option.isSome(done)
+            ? done.value
+            : Effect.zipRight(Fiber.interrupt(fiber), Effect.fail(onTimeout()))
+      ),
+      () => Fiber.interrupt(fiber)
+    )
+  })
