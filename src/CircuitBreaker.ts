@@ -311,10 +311,30 @@ export const protect: {
 )
 
 /**
+ * The options of `withHealthCheck`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HealthCheckOptions<E, R> {
+  /** Succeeds when the dependency is healthy. */
+  readonly check: Effect.Effect<unknown, E, R>
+  /** How often to check while the breaker is `Open` (a positive duration). */
+  readonly interval: Duration.DurationInput
+  /**
+   * How long a check may take before it counts as failed (default and maximum: `interval`).
+   * A check that never answers is abandoned after it, so later checks keep their schedule.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
  * While the returned effect's scope is open, runs `check` every `interval` as long as the
  * breaker is `Open`, and moves it to `HalfOpen` as soon as a check succeeds, without
- * waiting for the open duration to pass. Checks that fail change nothing. Fails with
- * `InvalidOptions` when `interval` is not a positive duration.
+ * waiting for the open duration to pass. Checks that fail, or take longer than `timeout`
+ * (at most, and by default, `interval`), change nothing; the next check runs on schedule.
+ * Fails with `InvalidOptions` when the options are not an object, `interval` is not a
+ * positive duration or `timeout` exceeds it.
  *
  * @example
  * ```ts
@@ -323,7 +343,11 @@ export const protect: {
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const breaker = yield* CircuitBreaker.make({ name: "db" })
- *   yield* CircuitBreaker.withHealthCheck(breaker, { check: Effect.void, interval: "30 seconds" })
+ *   yield* CircuitBreaker.withHealthCheck(breaker, {
+ *     check: Effect.void,
+ *     interval: "30 seconds",
+ *     timeout: "5 seconds"
+ *   })
  * }))
  * ```
  *
@@ -332,11 +356,11 @@ export const protect: {
  */
 export const withHealthCheck: {
   <E, R>(
-    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+    options: HealthCheckOptions<E, R>
   ): (breaker: CircuitBreaker) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>
   <E, R>(
     breaker: CircuitBreaker,
-    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+    options: HealthCheckOptions<E, R>
   ): Effect.Effect<void, InvalidOptions, R | Scope.Scope>
 } = internal.withHealthCheck
 

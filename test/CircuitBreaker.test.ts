@@ -798,6 +798,79 @@ describe("CircuitBreaker", () => {
         expect(yield* Ref.get(checks)).toBe(seen)
       }))
 
+    it.scoped("a check that never answers is abandoned after its timeout and the next one runs on schedule", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("health-hang"),
+          failureThreshold: 1,
+          resetTimeout: "1 hour"
+        })
+        const checks = yield* Ref.make(0)
+        // The first check hangs; every later one answers at once.
+        const check = Effect.flatMap(
+          Ref.updateAndGet(checks, (n) => n + 1),
+          (n) => n === 1 ? Effect.never : Effect.void
+        )
+        yield* CircuitBreaker.withHealthCheck(breaker, { check, interval: "30 seconds" })
+        yield* fail(breaker)
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Ref.get(checks)).toBe(1)
+        yield* TestClock.adjust("29 seconds")
+        expect(yield* Ref.get(checks)).toBe(1)
+        expect(yield* breaker.state).toBe("Open")
+        // At the interval the hanging check has timed out (timeout defaults to the interval): the next runs.
+        yield* TestClock.adjust("1 second")
+        expect(yield* Ref.get(checks)).toBe(2)
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+
+    it.scoped("a check slower than an explicit timeout fails, and later checks keep their schedule", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("health-timeout"),
+          failureThreshold: 1,
+          resetTimeout: "1 hour"
+        })
+        const starts = yield* Ref.make<Array<number>>([])
+        const check = Effect.flatMap(
+          Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
+            Ref.update(starts, (all) => [...all, now])),
+          () => Effect.sleep("6 seconds")
+        )
+        yield* fail(breaker)
+        yield* CircuitBreaker.withHealthCheck(breaker, { check, interval: "10 seconds", timeout: "5 seconds" })
+        yield* TestClock.adjust("45 seconds")
+        expect(yield* Ref.get(starts)).toEqual([10_000, 20_000, 30_000, 40_000])
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("refuses options that are not an object, a check that is not an Effect, a timeout over interval", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("health-options") })
+        type Checks = CircuitBreaker.HealthCheckOptions<never, never>
+        const cases: ReadonlyArray<readonly [unknown, string]> = [
+          [null, "options"],
+          [undefined, "options"],
+          [42, "options"],
+          [{ check: "ping", interval: "1 second" }, "check"],
+          [{ check: Effect.void, interval: "1 second", timeout: "2 seconds" }, "timeout"],
+          [{ check: Effect.void, interval: "1 second", timeout: 0 }, "timeout"]
+        ]
+        for (const [options, field] of cases) {
+          const dataFirst = yield* CircuitBreaker.withHealthCheck(breaker, options as Checks).pipe(
+            Effect.scoped,
+            Effect.flip
+          )
+          expect(dataFirst._tag).toBe("InvalidOptions")
+          expect(dataFirst.field).toBe(field)
+          const dataLast = yield* CircuitBreaker.withHealthCheck(options as Checks)(breaker).pipe(
+            Effect.scoped,
+            Effect.flip
+          )
+          expect(dataLast.field).toBe(field)
+        }
+      }))
+
     it.effect("refuses a non-positive interval", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: uniqueName("health-invalid") })

@@ -624,30 +624,68 @@ export const make = <E = unknown>(
 // -----------------------------------------------------------------------------
 
 /** @internal */
+export interface HealthCheckOptions<E, R> {
+  readonly check: Effect.Effect<unknown, E, R>
+  readonly interval: Duration.DurationInput
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+const HEALTH_CHECK = "CircuitBreaker.withHealthCheck"
+
+/** @internal */
 export const withHealthCheck = dual<
   <E, R>(
-    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+    options: HealthCheckOptions<E, R>
   ) => (breaker: CB.CircuitBreaker) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>,
   <E, R>(
     breaker: CB.CircuitBreaker,
-    options: { readonly check: Effect.Effect<unknown, E, R>; readonly interval: Duration.DurationInput }
+    options: HealthCheckOptions<E, R>
   ) => Effect.Effect<void, InvalidOptions, R | Scope.Scope>
->(2, (breaker, options) =>
+>(2, <E, R>(breaker: CB.CircuitBreaker, input: HealthCheckOptions<E, R>) =>
   Effect.gen(function*() {
-    const interval = yield* Options.duration(
-      "CircuitBreaker.withHealthCheck",
-      "interval",
-      options.interval,
-      Duration.zero
-    )
+    const options = yield* Options.object(HEALTH_CHECK, input, true, "an object with check and interval")
+    if (!Effect.isEffect(options.check)) {
+      return yield* new InvalidOptions({
+        module: HEALTH_CHECK,
+        field: "check",
+        expected: "an Effect",
+        received: options.check
+      })
+    }
+    const interval = yield* Options.duration(HEALTH_CHECK, "interval", options.interval, Duration.zero)
+    const timeout = yield* Options.duration(HEALTH_CHECK, "timeout", options.timeout, interval)
+    if (Duration.greaterThan(timeout, interval)) {
+      return yield* new InvalidOptions({
+        module: HEALTH_CHECK,
+        field: "timeout",
+        expected: `a positive duration of at most the interval (${Duration.format(interval)})`,
+        received: options.timeout
+      })
+    }
+    // A check that does not answer within `timeout` has failed: a hanging check must not stop
+    // the ones after it.
+    const check = Effect.timeout(options.check, timeout)
     const tick = Effect.flatMap(breaker.state, (state) =>
       state === "Open"
-        ? options.check.pipe(
-          Effect.matchCauseEffect({ onFailure: () => Effect.void, onSuccess: () => breaker.halfOpen })
-        )
+        ? check.pipe(Effect.matchCauseEffect({ onFailure: () => Effect.void, onSuccess: () => breaker.halfOpen }))
         : Effect.void)
-    yield* Effect.forkScoped(Effect.repeat(Effect.delay(tick, interval), Schedule.forever))
+    yield* Effect.forkScoped(onTheClock(tick, Duration.toMillis(interval)))
   }))
+
+/**
+ * Runs `tick` at every multiple of `interval` after now, whatever each run takes: a run that
+ * overruns its slot is followed by the next one at once, and missed slots are not made up.
+ */
+const onTheClock = <R>(tick: Effect.Effect<void, never, R>, interval: number): Effect.Effect<never, never, R> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    let next = start + interval
+    return Effect.forever(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (next < now) next = now
+      const wait = next - now
+      next += interval
+      return wait === 0 ? tick : Effect.zipRight(Effect.sleep(wait), tick)
+    }))
+  })
 
 // -----------------------------------------------------------------------------
 // Config
