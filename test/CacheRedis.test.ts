@@ -189,6 +189,18 @@ describe("Cache/Redis: secrets never reach an error or a log", () => {
   })
 })
 
+describe("Cache/Redis: options", () => {
+  it.effect("anything but an options object is InvalidOptions naming options, without showing it", () =>
+    Effect.gen(function*() {
+      for (const options of [null, `redis://user:${secret}@localhost:6379`, 6379, ["redis://localhost"]]) {
+        const error = yield* Effect.flip(Effect.scoped(RedisCache.make(options as unknown as RedisCache.Options)))
+        expect(error._tag).toBe("InvalidOptions")
+        if (error._tag === "InvalidOptions") expect(error.field).toBe("options")
+        expect(everythingShown(error)).not.toContain(secret)
+      }
+    }))
+})
+
 describe("Cache/Redis: layerConfig", () => {
   it.effect("every variable that can never work is named at once, with its option", () =>
     Effect.gen(function*() {

@@ -81,7 +81,12 @@ export const validate = (
   options: RedisModule.Options | undefined
 ): Either.Either<Validated, InvalidOptions> =>
   Either.gen(function*() {
-    const o = options ?? {}
+    // One rule for every constructor: anything but an object is refused. The value itself is
+    // not shown: a URL passed where the options belong holds a password.
+    const o = yield* Either.mapLeft(
+      options_.object(moduleName, options, false),
+      (error) => new InvalidOptions({ ...error, received: options === null ? null : typeof options })
+    )
     const name = yield* options_.field(moduleName, "name", o.name, options_.nonEmptyString, defaults.name)
     const prefix = yield* options_.field(moduleName, "prefix", o.prefix, anyString, defaults.prefix)
     const ttl = yield* options_.duration(moduleName, "ttl", o.ttl, defaults.ttl, { positive: true, finite: false })
