@@ -1,6 +1,7 @@
 import { HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
   Config,
   ConfigProvider,
   Data,
@@ -987,5 +988,18 @@ describe("Retry at its boundaries", () => {
       ["ParseError", "Fatal"]
     ]
     for (const [tag, errorClass] of table) expect(Retry.classify({ _tag: tag }), tag).toBe(errorClass)
+    const request = HttpClientRequest.get("http://127.0.0.1/")
+    const requestErrors: ReadonlyArray<readonly [HttpClientError.RequestError["reason"], Retry.ErrorClass]> = [
+      ["Transport", "Transient"],
+      ["Encode", "Fatal"],
+      ["InvalidUrl", "Fatal"]
+    ]
+    for (const [reason, errorClass] of requestErrors) {
+      expect(Retry.classify(new HttpClientError.RequestError({ request, reason })), reason).toBe(errorClass)
+    }
+    const response = HttpClientResponse.fromWeb(request, new Response(null, { status: 200 }))
+    const decode = new HttpClientError.ResponseError({ request, response, reason: "Decode" })
+    expect(Retry.classify(decode)).toBe("Fatal")
+    expect(Retry.classify(new Cause.UnknownException(nodeError("ECONNRESET")))).toBe("Transient")
   })
 })
