@@ -127,12 +127,15 @@ const rejectionOf = (breaker: CircuitBreaker, state: BreakerState): Effect.Effec
 
 const MAX_DEPTH = 5
 
+const isRejection = (u: object): u is CircuitBreakerOpen =>
+  (u as { readonly _tag?: unknown })._tag === "CircuitBreakerOpen"
+
 /** The rejection by `breaker` that `error` is, or is caused by. */
 const rejectionBy = (breaker: CircuitBreaker, error: unknown): CircuitBreakerOpen | undefined => {
   let current = error
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (typeof current !== "object" || current === null) return undefined
-    if (current instanceof CircuitBreakerOpen && current.breaker === breaker.name) return current
+    if (isRejection(current) && current.breaker === breaker.name) return current
     current = (current as { readonly cause?: unknown }).cause
   }
   return undefined
@@ -371,7 +374,7 @@ export const hedge = dual(
 export class PlanBreaker extends Context.Tag("effect-resilience/Fallback/PlanBreaker")<PlanBreaker, CircuitBreaker>() {}
 
 const isRejectionBy = (breaker: CircuitBreaker, error: unknown): boolean =>
-  error instanceof CircuitBreakerOpen && error.breaker === breaker.name
+  typeof error === "object" && error !== null && isRejection(error) && error.breaker === breaker.name
 
 /** @internal */
 export const step = <ROut, E, RIn, In, WE, WR, SR>(
