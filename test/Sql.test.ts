@@ -1,27 +1,37 @@
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
+  ConfigProvider,
   Context,
   Duration,
   Effect,
+  Either,
   Exit,
   Fiber,
+  HashMap,
   Layer,
   Logger,
   LogLevel,
+  Metric,
   Option,
+  Redacted,
   Ref,
   Schedule,
   Schema,
-  TestClock
+  TestClock,
+  Tracer
 } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
+import * as internalPg from "../src/internal/sqlPg.js"
 import * as Sql from "../src/Sql.js"
+import * as Pg from "../src/Sql/Pg.js"
 import * as Sqlite from "../src/Sql/Sqlite.js"
 import { TimeoutError } from "../src/Timeout.js"
 
@@ -296,27 +306,64 @@ describe("breaker, health check and read-only mode on SQLite (TestClock)", () =>
       ])
     }).pipe(quiet))
 
-  it.scoped("a missing directory: the layer starts read-only and connects once the directory is there", () =>
+  it.scoped("a missing directory can never work: the layer fails with InvalidOptions naming filename", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const dbDir = path.join(dir, "volume")
-      const { db } = yield* open({
-        filename: path.join(dbDir, "app.sqlite"),
-        retry: false,
-        connectSchedule: Schedule.spaced("1 second")
-      })
+      const filename = path.join(dir, "volume", "app.sqlite")
+      for (const layer of [Sqlite.layer({ filename }), Sqlite.layerClient({ filename })]) {
+        const error = yield* Effect.flip(Layer.build(layer as Layer.Layer<unknown, unknown>))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error).toMatchObject({ module: "Sql/Sqlite", field: "filename", received: filename })
+        expect((error as InvalidOptions).message).toContain("a file in a directory that exists")
+      }
+      // Checked when the layer is built: a directory made in between is fine.
+      const layer = Sqlite.layer({ filename, busyTimeout: 0 })
+      fs.mkdirSync(path.join(dir, "volume"))
+      const db = Context.get(yield* Layer.build(layer), Sql.ResilientSql)
+      expect(yield* db.connected).toBe(true)
+      expect(yield* db.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`)).toEqual([{ one: 1 }])
+    }).pipe(quiet))
+
+  it.scoped("an unreachable database is an outage: read-only, one log line, connected once it answers", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "app.sqlite")
+      let down = true
+      const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" })
+      // A client whose database does not answer until `down` is false.
+      const client = Layer.unwrapEffect(
+        Effect.sync((): Layer.Layer<SqlClient.SqlClient, unknown> =>
+          down ? Layer.fail(sqlError(refused)) : Sqlite.layerClient({ filename, busyTimeout: 0 })
+        )
+      )
+      const lines: Array<{ readonly message: string; readonly error: unknown }> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, message }) => {
+          lines.push({
+            message: String(Array.isArray(message) ? message.join(" ") : message),
+            error: HashMap.get(annotations, "error").pipe(Option.getOrUndefined)
+          })
+        })
+      )
+      const db = Context.get(
+        yield* Layer.build(
+          Sql.layerConnecting(client, { name: "app", retry: false, connectSchedule: Schedule.spaced("1 second") })
+        ).pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.Info)),
+        Sql.ResilientSql
+      )
       expect(yield* db.connected).toBe(false)
       expect(yield* db.mode).toBe("ReadOnly")
-      const error = yield* Effect.flip(db.query((sql) => sql`SELECT 1`))
-      expect(error).toMatchObject({ _tag: "DatabaseError", reason: "Unavailable", outcome: "NotApplied" })
-      expect(error.message).toContain("directory does not exist")
-      expect(yield* Effect.flip(db.client)).toMatchObject({ reason: "Unavailable" })
-
-      fs.mkdirSync(dbDir)
+      const warning = lines.find((line) => line.message.includes("is not reachable"))!
+      expect(warning.message).toBe("database \"app\" is not reachable: starting read-only, connecting in the background")
+      expect(warning.error).toBe(
+        "database \"app\": Unavailable [ECONNREFUSED]: Failed to execute statement: connect ECONNREFUSED 127.0.0.1:5432"
+      )
+      down = false
       yield* TestClock.adjust("1 second")
       yield* eventually(db.connected)
-      expect(yield* db.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`)).toEqual([{ one: 1 }])
       expect(yield* db.mode).toBe("ReadWrite")
+      expect(yield* db.query((sql) => sql<{ readonly one: number }>`SELECT 1 AS one`)).toEqual([{ one: 1 }])
     }).pipe(quiet))
 
   it.scoped("announces read-only mode once per outage, as a warning", () =>
@@ -480,4 +527,114 @@ describe("a caller's own error is the caller's", () => {
       expect(yield* db.breaker.state).toBe("Closed")
       expect(yield* db.mode).toBe("ReadWrite")
     }).pipe(quiet))
+})
+
+describe("PostgreSQL settings", () => {
+  const secret = "s3cr3t-pa55"
+
+  it.scoped("settings that can never work fail the layer with InvalidOptions naming the option, secret-free", () =>
+    Effect.gen(function*() {
+      const refused = (config: PgClient.PgClientConfig) =>
+        Effect.flip(Layer.build(Pg.layer(config, { healthCheck: false }))).pipe(
+          Effect.map((error) => {
+            expect(error).toBeInstanceOf(InvalidOptions)
+            expect(error.message).not.toContain(secret)
+            expect(JSON.stringify(error)).not.toContain(secret)
+            return { field: error.field, message: error.message }
+          })
+        )
+      const url = (text: string) => ({ url: Redacted.make(text) })
+      const cases: Array<readonly [PgClient.PgClientConfig, string, string]> = [
+        [url(`mysql://app:${secret}@localhost:3306/app`), "url", "the scheme is mysql"],
+        [url("not a url"), "url", "no scheme"],
+        [url(`postgres://app:${secret}@localhost:99999/app`), "url", "the port is out of range"],
+        [url(`postgres://app:${secret}@localhost:0/app`), "url", "the port is out of range"],
+        [url(`postgres://app:${secret}@localhost:port/app`), "url", "the port is out of range"],
+        [url(`postgresql://app:${secret}@[::not-a-host/app`), "url", "does not parse"],
+        [url(`postgres://app:${secret}@/app`), "url", "no host"],
+        [{ host: "localhost", port: 70_000 }, "port", "an integer in 1..65535"],
+        [{ host: "localhost", port: 5432.5 }, "port", "an integer in 1..65535"],
+        [{ url: `postgres://app:${secret}@localhost/app` as never }, "url", "a Redacted URL"]
+      ]
+      for (const [config, field, why] of cases) {
+        const error = yield* refused(config)
+        expect(error.field).toBe(field)
+        expect(error.message).toContain(why)
+      }
+      // The URL is shown without its userinfo and query.
+      expect((yield* refused(url(`mysql://app:${secret}@db.internal:3306/app?password=${secret}`))).message)
+        .toContain("received \"mysql://***@db.internal:3306/app?***\"")
+      // A unix socket in the query is a host.
+      expect(Either.isRight(internalPg.validateUrl("postgres:///app?host=/var/run/postgresql"))).toBe(true)
+      expect(Either.isRight(internalPg.validateUrl(`postgresql://app:${secret}@127.0.0.1:5432/app`))).toBe(true)
+      expect(yield* Effect.flip(Layer.build(Pg.layerClient(url("not a url"))))).toMatchObject({ field: "url" })
+    }).pipe(quiet))
+
+  it.scoped("DATABASE_URL is read redacted: an invalid one is InvalidOptions without the password", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(new Map([["DATABASE_URL", `http://app:${secret}@localhost:5432/app`]]))
+      const error = yield* Effect.flip(Layer.build(Pg.layerConfig()).pipe(Effect.withConfigProvider(provider)))
+      expect(error).toMatchObject({ _tag: "InvalidOptions", field: "url" })
+      expect(error.message).not.toContain(secret)
+      expect(JSON.stringify(error)).not.toContain(secret)
+    }).pipe(quiet))
+
+  it.live("an unreachable server with a password in its URL: degraded start, and no secret in errors, logs, "
+    + "metric tags or span attributes", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, cause, message }) => {
+          seen.push(String(message), JSON.stringify([...HashMap.toEntries(annotations)]), Cause.pretty(cause))
+        })
+      )
+      const spans: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const attributes = new Map<string, unknown>(Object.entries(options?.attributes ?? {}))
+          const self: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: `${spans.length}`,
+            traceId: "t",
+            parent,
+            context,
+            status: { _tag: "Started", startTime },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end: () => spans.push(`${name} ${JSON.stringify([...attributes])}`),
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => undefined,
+            addLinks: () => undefined
+          }
+          return self
+        },
+        context: (f) => f()
+      })
+      yield* Effect.gen(function*() {
+        const context = yield* Layer.build(
+          Pg.layer({ url: Redacted.make(`postgres://app:${secret}@127.0.0.1:1/app`), connectTimeout: "1 second" }, {
+            name: "orders-pg",
+            retry: false,
+            healthCheck: false,
+            connectSchedule: Schedule.spaced("1 hour")
+          })
+        )
+        const db = Context.get(context, Sql.ResilientSql)
+        expect(yield* db.connected).toBe(false)
+        expect(yield* db.mode).toBe("ReadOnly")
+        const error = yield* Effect.flip(db.query((sql) => sql`SELECT 1`).pipe(Effect.withSpan("order lookup")))
+        expect(error).toMatchObject({ _tag: "DatabaseError", reason: "Unavailable" })
+        seen.push(error.message, String(error), JSON.stringify(error), Cause.pretty(Cause.fail(error)))
+      }).pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.All), Effect.withTracer(tracer))
+      const metrics = yield* Metric.snapshot
+      for (const pair of metrics) seen.push(JSON.stringify(pair.metricKey.tags))
+      expect(seen.length).toBeGreaterThan(3)
+      expect(spans.length).toBeGreaterThan(0)
+      for (const text of [...seen, ...spans]) expect(text).not.toContain(secret)
+      expect(seen.some((text) => text.includes("is not reachable"))).toBe(true)
+    }).pipe(Effect.scoped))
 })

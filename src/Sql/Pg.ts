@@ -7,6 +7,13 @@
  * in the background. Once connected, the `pg` pool reconnects by itself after an outage;
  * the breaker and its `SELECT 1` health check decide when calls go through again.
  *
+ * Settings that can never work fail the layer at once with `InvalidOptions` naming the
+ * option: a `url` that does not parse, whose scheme is not `postgres:` or `postgresql:`,
+ * with no host or a port out of 1..65535, or a `port` out of range. A password never
+ * appears in an error, a log line, a metric tag or a span attribute: the URL is a
+ * `Redacted` (read it with `Config.redacted`), and a URL is only ever shown without its
+ * userinfo and query.
+ *
  * @since 0.1.0
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
@@ -22,7 +29,8 @@ import type * as Sql from "../Sql.js"
 
 /**
  * The `PgClient` alone (`PgClient` and `SqlClient`), with a connect timeout of 5 seconds
- * unless one is given. Fails with `DatabaseError` when the server does not answer.
+ * unless one is given. Fails with `InvalidOptions` for settings that can never work, and
+ * with `DatabaseError` when the server does not answer.
  *
  * @example
  * ```ts
@@ -37,12 +45,12 @@ import type * as Sql from "../Sql.js"
  */
 export const layerClient: (
   config: PgClient.PgClientConfig
-) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError> = internal.layerClient
+) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidOptions | DatabaseError> = internal.layerClient
 
 /**
  * PostgreSQL as a `ResilientSql` (named `"postgres"` unless `options.name` says
  * otherwise): connected at once when the server answers, else read-only until it does.
- * Fails only with `InvalidOptions`.
+ * Fails only with `InvalidOptions`, for settings that can never work (see the module).
  *
  * @example
  * ```ts
@@ -67,20 +75,22 @@ export const layer: (
 ) => Layer.Layer<ResilientSql, InvalidOptions> = internal.layer
 
 /**
- * `layer` with the client's settings read through Effect `Config`.
+ * `layer` with the client's settings read through Effect `Config`; by default the URL
+ * from `DATABASE_URL`, read with `Config.redacted`.
  *
  * @example
  * ```ts
  * import { Config } from "effect"
  * import * as Pg from "effect-resilience/Sql/Pg"
  *
- * const Database = Pg.layerConfig({ url: Config.redacted("DATABASE_URL") })
+ * const Database = Pg.layerConfig() // DATABASE_URL
+ * const Replica = Pg.layerConfig({ url: Config.redacted("REPLICA_URL") }, { name: "replica" })
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig: (
-  config: Config.Config.Wrap<PgClient.PgClientConfig>,
+  config?: Config.Config.Wrap<PgClient.PgClientConfig>,
   options?: Sql.Options
 ) => Layer.Layer<ResilientSql, InvalidOptions | ConfigError.ConfigError> = internal.layerConfig

@@ -6,8 +6,10 @@
  * (the driver is synchronous: a locked file blocks the event loop for that long, so the
  * breaker, not the driver, does the waiting). The health check takes the write lock
  * (`BEGIN IMMEDIATE`, then `ROLLBACK`), since a read would pass while another connection
- * holds the file locked. When the file cannot be opened (its directory is missing), the
- * service starts read-only and opens it in the background.
+ * holds the file locked. A file whose directory does not exist can never be opened: the
+ * layer fails with `InvalidOptions` naming `filename`. When the file exists but cannot be
+ * opened now (locked, unreadable), the service starts read-only and opens it in the
+ * background.
  *
  * @since 0.1.0
  */
@@ -58,7 +60,8 @@ export const defaultFilename: string = internal.defaultFilename
 
 /**
  * The SQLite client alone (`SqliteClient` and `SqlClient`), with this module's pragmas.
- * Fails with `DatabaseError` (reason `Unavailable`) when the file cannot be opened.
+ * Fails with `InvalidOptions` naming `filename` when its directory does not exist, and
+ * with `DatabaseError` (reason `Unavailable`) when the file cannot be opened.
  *
  * @example
  * ```ts
@@ -81,7 +84,8 @@ export const layerClient: (
 
 /**
  * The embedded database as a `ResilientSql`: opened at once when it can be, else
- * read-only until it can. Fails with `InvalidOptions` naming the field.
+ * read-only until it can. Fails with `InvalidOptions` naming the field, `filename`
+ * included when its directory does not exist.
  *
  * @example
  * ```ts

@@ -7,6 +7,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as Sqlite from "../Sql/Sqlite.js"
 import * as options_ from "./options.js"
@@ -87,12 +89,38 @@ const clientLayer = (
     )
   ).pipe(Layer.provide(Reactivity.layer))
 
+// A file in a directory that does not exist can never be opened: a configuration error,
+// not an outage (checked when the layer is built, the directory may be made before).
+const directoryExists = (config: ClientConfig): Effect.Effect<void, InvalidOptions> =>
+  Effect.suspend(() => {
+    const filename = config.filename
+    if (filename === ":memory:" || filename.startsWith("file:")) return Effect.void
+    const directory = nodePath.dirname(nodePath.resolve(filename))
+    let isDirectory = false
+    try {
+      isDirectory = fs.statSync(directory).isDirectory()
+    } catch {
+      isDirectory = false
+    }
+    return isDirectory ? Effect.void : Effect.fail(
+      new InvalidOptions({
+        module: MODULE,
+        field: "filename",
+        expected: `a file in a directory that exists (${directory} does not)`,
+        received: filename
+      })
+    )
+  })
+
+const checked = <A, E, R>(config: ClientConfig, layer: Layer.Layer<A, E, R>): Layer.Layer<A, E | InvalidOptions, R> =>
+  Layer.unwrapEffect(Effect.as(directoryExists(config), layer))
+
 /** @internal */
 export const layerClient = (
   options?: Sqlite.ClientOptions
 ): Layer.Layer<SqliteClient.SqliteClient | SqlClient.SqlClient, InvalidOptions | DatabaseError> => {
   const config = validate(options)
-  return Either.isLeft(config) ? Layer.fail(config.left) : clientLayer(config.right)
+  return Either.isLeft(config) ? Layer.fail(config.left) : checked(config.right, clientLayer(config.right))
 }
 
 /**
@@ -117,9 +145,12 @@ export const layer = (options?: Sqlite.Options): Layer.Layer<sql.ResilientSql, I
   if (Either.isLeft(config)) return Layer.fail(config.left)
   const { busyTimeout: _busyTimeout, client: _client, filename: _filename, synchronous: _synchronous, ...rest } =
     options ?? {}
-  return sql.layerConnecting(clientLayer(config.right), {
-    ...rest,
-    name: rest.name ?? "sqlite",
-    healthCheck: rest.healthCheck === false ? false : { query: writeLockCheck, ...rest.healthCheck }
-  })
+  return checked(
+    config.right,
+    sql.layerConnecting(clientLayer(config.right), {
+      ...rest,
+      name: rest.name ?? "sqlite",
+      healthCheck: rest.healthCheck === false ? false : { query: writeLockCheck, ...rest.healthCheck }
+    })
+  )
 }
