@@ -439,6 +439,19 @@ describe("Fallback.hedge", () => {
       expect(yield* Clock.currentTimeMillis).toBe(1_100)
     }))
 
+  it.effect("with delay 0 starts every attempt at once, with no clock time passing", () =>
+    Effect.gen(function*() {
+      const { effect, log } = attempts((attempt) =>
+        attempt === 3 ? Effect.succeed("third") : Effect.never
+      )
+      const fiber = yield* effect.pipe(Fallback.hedge({ delay: 0, maxAttempts: 3 }), Effect.fork)
+      yield* TestClock.adjust(0)
+      expect(log.started).toEqual([1, 2, 3])
+      expect(yield* Fiber.join(fiber)).toBe("third")
+      expect([...log.interrupted].sort()).toEqual([1, 2])
+      expect(yield* Clock.currentTimeMillis).toBe(0)
+    }))
+
   it.effect("does not start a second attempt when the first finishes within the delay", () =>
     Effect.gen(function*() {
       const { effect, log } = attempts(() => Effect.sleep("300 millis").pipe(Effect.as("ok")))
@@ -530,6 +543,10 @@ describe("Fallback.hedge", () => {
     expectInvalid(() => Fallback.hedge(Effect.void, { delay: "1 second", maxAttempts: 0 }), "maxAttempts")
     expectInvalid(() => Fallback.hedge(Effect.void, { delay: "1 second", maxAttempts: 1.5 }), "maxAttempts")
     expectInvalid(() => Fallback.hedge(Effect.void, {} as any), "delay")
+    expectInvalid(() => Fallback.hedge(Effect.void, null as any), "options")
+    expectInvalid(() => Fallback.hedge(Effect.void, { delay: "1 second", when: 3 as any }), "when")
+    // The edges of the accepted ranges are accepted.
+    expect(Effect.isEffect(Fallback.hedge(Effect.void, { delay: 0, maxAttempts: 1 }))).toBe(true)
   })
 })
 
