@@ -11,7 +11,7 @@ import { Cache } from "../src/Cache.js"
 import * as RedisCache from "../src/Cache/Redis.js"
 import * as codec from "../src/internal/redisCodec.js"
 import { reconnectDelay } from "../src/internal/redis.js"
-import { classify, toCacheError } from "../src/internal/redisErrors.js"
+import { classify, toCacheError, withoutSecrets } from "../src/internal/redisErrors.js"
 import * as redisUrl from "../src/internal/redisUrl.js"
 import { freePort } from "./integration/serverLifecycle.js"
 
@@ -412,6 +412,29 @@ describe("Cache/Redis error mapping", () => {
     expect(toCacheError("get", "k", timeout, true).outcome).toBe("NotApplied")
     const error = toCacheError("set", "user:1", oom)
     expect([error.operation, error.key, error.reason, error.cause]).toEqual(["set", "user:1", "OutOfMemory", oom])
+  })
+})
+
+describe("Cache/Redis errors carry no credentials", () => {
+  it("a reply to AUTH or HELLO loses its arguments; a reply to GET keeps its command", () => {
+    for (const name of ["auth", "AUTH", "hello", "acl", "config", "migrate"]) {
+      const error = Object.assign(new Error("WRONGPASS invalid username-password pair"), {
+        name: "ReplyError",
+        command: { name, args: ["user", secret] }
+      })
+      const scrubbed = withoutSecrets(error)
+      expect(JSON.stringify(scrubbed), name).not.toContain(secret)
+      expect((scrubbed as Error).message).toBe("WRONGPASS invalid username-password pair")
+      expect(classify(scrubbed)).toEqual(classify(error))
+      expect(everythingShown(toCacheError("get", "k", error)), name).not.toContain(secret)
+    }
+    const get = Object.assign(new Error("WRONGTYPE Operation"), {
+      name: "ReplyError",
+      command: { name: "get", args: ["k"] }
+    })
+    expect(withoutSecrets(get)).toBe(get)
+    const plain = new Error("Command timed out")
+    expect(withoutSecrets(plain)).toBe(plain)
   })
 })
 

@@ -18,7 +18,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 import * as codec from "./redisCodec.js"
-import { toCacheError } from "./redisErrors.js"
+import { toCacheError, withoutSecrets } from "./redisErrors.js"
 import * as redisUrl from "./redisUrl.js"
 import { counter } from "./metric.js"
 
@@ -368,8 +368,10 @@ export const make = (
       Effect.either
     )
     if (Either.isLeft(connected)) {
-      const cause = lastConnectionError ??
-        (connected.left instanceof Error && connected.left.cause !== undefined ? connected.left.cause : connected.left)
+      const failure = connected.left instanceof Error && connected.left.cause !== undefined
+        ? connected.left.cause
+        : connected.left
+      const cause = withoutSecrets(lastConnectionError ?? failure)
       if (validated.requireConnection) {
         return yield* Effect.fail(new RedisConnectionError({ server, cause }))
       }

@@ -93,6 +93,27 @@ export const classify = (error: unknown): Classification => {
   return { reason: "Unknown", sent: "maybe" }
 }
 
+/** Commands whose arguments hold credentials (`AUTH user password`, `HELLO 3 AUTH ...`). */
+const secretCommands: ReadonlySet<string> = new Set(["auth", "hello", "acl", "config", "migrate"])
+
+/**
+ * The error without the credentials ioredis attaches to it: a reply error carries the
+ * command it answers (`command: { name: "auth", args: [user, password] }`), which would show
+ * in the JSON of any error that keeps it as its `cause`. Other errors are returned as they are.
+ *
+ * @internal
+ */
+export const withoutSecrets = (error: unknown): unknown => {
+  if (typeof error !== "object" || error === null || !("command" in error)) return error
+  const command = error.command as { readonly name?: unknown } | null | undefined
+  const name = typeof command?.name === "string" ? command.name.toLowerCase() : undefined
+  if (name !== undefined && !secretCommands.has(name)) return error
+  const copy = new Error(errorMessage(error))
+  copy.name = errorName(error) ?? "Error"
+  const code = errorCode(error)
+  return Object.assign(copy, code === undefined ? {} : { code }, { command: { name, args: ["<redacted>"] } })
+}
+
 const writes: ReadonlySet<Operation> = new Set(["set", "delete", "invalidate"])
 
 /**
@@ -111,5 +132,5 @@ export const toCacheError = (
 ): CacheError => {
   const { reason, sent } = classify(error)
   const outcome = writes.has(operation) && (applied || sent === "maybe") ? "Unknown" : "NotApplied"
-  return new CacheError({ operation, key, reason, outcome, cause: error })
+  return new CacheError({ operation, key, reason, outcome, cause: withoutSecrets(error) })
 }

@@ -6,8 +6,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import { afterAll, beforeAll } from "vitest"
 import { Cache, CacheError } from "../../src/Cache.js"
@@ -299,6 +301,57 @@ describe("RedisCache.layer", () => {
       expect(missing._tag).toBe("ConfigError")
       expect(String(missing)).toContain("REDIS_URL")
     }))
+})
+
+describe("RedisCache.layer with a password", () => {
+  it.live("authenticates with the password option, REDIS_PASSWORD or the URL; a wrong one is never printed", () => {
+    const secret = "Tr0ub4dor-secret"
+    const logged: Array<string> = []
+    const logger = Logger.make(({ annotations, message }) => {
+      logged.push(JSON.stringify({ message, annotations: Object.fromEntries(annotations) }))
+    })
+    return Effect.gen(function*() {
+      const target = yield* redisServer()
+      yield* Effect.promise(() => target.configSet("requirepass", secret))
+      const withAuth = `redis://:${secret}@127.0.0.1:${target.port}`
+      const roundTrip = (cache: Cache["Type"], key: string) =>
+        Effect.gen(function*() {
+          yield* cache.set(key, "v")
+          return yield* cache.get(key)
+        })
+
+      expect(yield* roundTrip(yield* RedisCache.make({ url: target.url, password: secret }), "a"))
+        .toEqual(Option.some("v"))
+      expect(yield* roundTrip(yield* RedisCache.make({ url: Redacted.make(withAuth) }), "b")).toEqual(Option.some("v"))
+      // The password option wins over the URL's.
+      const wrongInUrl = `redis://:not-it@127.0.0.1:${target.port}`
+      expect(yield* roundTrip(yield* RedisCache.make({ url: wrongInUrl, password: Redacted.make(secret) }), "c"))
+        .toEqual(Option.some("v"))
+      const fromEnv = yield* Effect.gen(function*() {
+        const cache = yield* Cache
+        return yield* roundTrip(cache, "d")
+      }).pipe(
+        Effect.provide(RedisCache.layerConfig()),
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(new Map([["REDIS_URL", target.url], ["REDIS_PASSWORD", secret]]))
+        )
+      )
+      expect(fromEnv).toEqual(Option.some("v"))
+
+      // A wrong password: the layer starts degraded (or fails with requireConnection), and
+      // neither the error nor any log line shows the password it was given.
+      const wrong = `${secret}-wrong`
+      const degraded = yield* RedisCache.make({ url: target.url, password: wrong, connectTimeout: "300 millis" })
+      expect((yield* failure(degraded.get("a"))).reason).toBe("Unavailable")
+      const refused = yield* Effect.flip(
+        RedisCache.make({ url: `redis://user:${wrong}@127.0.0.1:${target.port}`, requireConnection: true })
+      )
+      expect(refused._tag).toBe("RedisConnectionError")
+      expect(`${refused.message} ${JSON.stringify(refused)}`).not.toContain(wrong)
+      expect(logged.length).toBeGreaterThan(0)
+      expect(logged.join("\n")).not.toContain(secret)
+    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
 })
 
 describe("RedisCache.layer under real faults", () => {
