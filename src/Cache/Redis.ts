@@ -127,6 +127,13 @@ export const make: (
  * that cannot be decoded (corrupt compressed bytes, invalid UTF-8) is a miss, logged and
  * counted by `corruptPayloads`, never a failure.
  *
+ * Building the layer fails with `InvalidOptions` naming the option when the options can
+ * never work (a `url` that does not parse, of another scheme, without a host, with a port
+ * outside 1..65535), before any connection. A server that does not answer is not such a
+ * failure: the layer starts, its commands fail with `Unavailable` and the client reconnects
+ * in the background (`requireConnection` turns this into `RedisConnectionError`). Secrets
+ * (the URL's userinfo and query, `password`) appear in no error and no log.
+ *
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
