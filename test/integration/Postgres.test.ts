@@ -251,6 +251,54 @@ describe("ResilientSql on PostgreSQL", () => {
     }).pipe(quiet))
 })
 
+describe("one query is one breaker call, on a real outage", () => {
+  it.scopedLive(
+    "a reader whose loader is a Sql.query leaves read-only mode: fresh reads within the recovery time after a restart",
+    () =>
+      Effect.gen(function*() {
+        const pg = server()
+        yield* ensureRunning(pg)
+        const { context, db } = yield* open(pg, { retry: false })
+        const cache = yield* Layer.build(Cache.layerMemory())
+        yield* db.query((sql) => sql`DROP TABLE IF EXISTS reader_items`)
+        yield* db.query((sql) => sql`CREATE TABLE reader_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+        yield* db.query((sql) => sql`INSERT INTO reader_items (id, name) VALUES (1, 'one')`)
+        const items = yield* Sql.reader({ ttl: "100 millis", staleIfError: "1 hour" }).pipe(Effect.provide(context))
+        // docs/database.md's pattern: a Sql.query inside the reader's loader.
+        const read = items.get(
+          "reader:1",
+          Sql.query((sql) => sql<{ readonly name: string }>`SELECT name FROM reader_items WHERE id = 1`).pipe(
+            Effect.map((rows) => rows[0]!.name)
+          )
+        ).pipe(Effect.provide(context), Effect.provide(cache))
+        expect(yield* read).toMatchObject({ value: "one", stale: false })
+
+        yield* Effect.promise(() => pg.stop("immediate"))
+        yield* waitUntil(
+          Effect.zipRight(Effect.ignore(read), Effect.map(db.mode, (mode) => mode === "ReadOnly")),
+          "read-only"
+        )
+        expect(yield* read).toMatchObject({ value: "one", stale: true })
+
+        const started = Date.now()
+        yield* Effect.promise(() => pg.start())
+        // Recovery: the health check (every 100 millis here, 5 s by default) half-opens the
+        // breaker; two successful reads close it.
+        yield* waitUntil(
+          Effect.map(Effect.either(read), (result) => result._tag === "Right" && !result.right.stale),
+          "a fresh read",
+          "10 seconds"
+        )
+        yield* Effect.sleep("150 millis")
+        expect(yield* read).toMatchObject({ value: "one", stale: false })
+        const recoveredIn = Date.now() - started
+        yield* waitUntil(Effect.map(db.breaker.state, (state) => state === "Closed"), "closed", "2 seconds")
+        expect(yield* db.mode).toBe("ReadWrite")
+        expect(recoveredIn).toBeLessThan(5_000)
+      }).pipe(quiet)
+  )
+})
+
 describe("outage under load", () => {
   const Order = Schema.Struct({ id: Schema.String, fiber: Schema.Number, n: Schema.Number })
   const Item = Schema.Struct({ id: Schema.Number, name: Schema.String })
