@@ -84,6 +84,15 @@ describe("Cache/Redis: a URL that can never work is refused before any connectio
     )
   })
 
+  it("redact drops userinfo up to the last @ and the query, parsable or not", () => {
+    expect(redisUrl.redact("redis://u:p@h:1/0?password=x#frag")).toBe("redis://***@h:1/0?***")
+    expect(redisUrl.redact("redis://u:p@ss/w?rd@h:6379")).toBe("redis://***@h:6379")
+    expect(redisUrl.redact("redis://h:6379#x")).toBe("redis://h:6379")
+    expect(redisUrl.redact("u:p@h")).toBe("***@h")
+    expect(redisUrl.redact("redis://[::not-a-host")).toBe("redis://[::not-a-host")
+    expect(redisUrl.redact("not a url")).toBe("not a url")
+  })
+
   it("the same bad URL in REDIS_URL is InvalidOptions naming the option and the variable", () =>
     Effect.runPromise(Effect.gen(function*() {
       for (const url of ["redis://127.0.0.1:99999", "redis://[::not-a-host"]) {
