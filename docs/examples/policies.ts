@@ -117,7 +117,7 @@ export const composed = Effect.gen(function*() {
       Timeout.timeout("2 seconds", { operation: "GET /stock" }), // 1. bounds each attempt
       Bulkhead.run(bulkhead), // 2. bounds concurrent attempts
       CircuitBreaker.protect(breaker), // 3. counts failures and timeouts, fails fast when open
-      retrying, // 4. retries by class, waits out the breaker, within the budget
+      retrying, // 4. retries by class, within the budget; an open breaker ends the retries
       Timeout.timeout("10 seconds", { operation: "GET /stock, retries included" }), // 4b. optional total deadline
       Fallback.to(0) // 5. fallback: a last answer (see Fallback)
     )
