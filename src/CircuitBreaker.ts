@@ -257,6 +257,15 @@ export declare namespace CircuitBreaker {
     readonly recoveryFactor?: number | undefined
     /** Errors for which this returns `false` pass through uncounted (default: every error counts). */
     readonly isFailure?: ((error: E) => boolean) | undefined
+    /**
+     * How long a caller waits on the half-open probe it was admitted as (off by default: it
+     * waits for its call to end). When set, a probe that has not ended after `probePatience`
+     * goes on in the background, its outcome still deciding the breaker, while its caller
+     * fails at once with `CircuitBreakerOpen` (reason `ProbePending`): no caller sits out the
+     * timeout of a dependency that is down. Interrupting the caller before then interrupts
+     * the probe. Calls admitted while `Closed` always run in the caller's fiber.
+     */
+    readonly probePatience?: Duration.DurationInput | undefined
   }
 }
 

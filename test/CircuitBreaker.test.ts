@@ -910,13 +910,21 @@ describe("CircuitBreaker", () => {
             { name: "x", resetTimeout: "1 second", openSchedule: Schedule.spaced("1 second") },
             "resetTimeout, openSchedule"
           ],
-          [{ name: "x", openSchedule: Schedule.stop }, "openSchedule"]
+          [{ name: "x", openSchedule: Schedule.stop }, "openSchedule"],
+          [{ name: "x", probePatience: 0 }, "probePatience"],
+          [{ name: "x", probePatience: "forever" as any }, "probePatience"],
+          [{ name: "x", probePatience: Duration.infinity }, "probePatience"]
         ]
         for (const [options, field] of cases) {
           const error = yield* invalid(options)
           expect(error._tag).toBe("InvalidOptions")
           expect(error.field).toBe(field)
           expect(error.message).toContain(field)
+        }
+        for (const options of [null, undefined, 7, "redis", []]) {
+          const error = yield* invalid(options as unknown as CircuitBreaker.CircuitBreaker.Options)
+          expect(error._tag).toBe("InvalidOptions")
+          expect(error.field).toBe("options")
         }
         const error = yield* invalid({ name: "x", failureThreshold: 0 })
         expect(error.message).toBe(
@@ -964,6 +972,100 @@ describe("CircuitBreaker", () => {
         expect(notANumber.message).toContain("failureThreshold")
         expect(notANumber.message).toContain("DB_FAILURE_THRESHOLD")
         expect(notANumber.message).toContain("many")
+      }))
+
+    it.effect("fromConfig names every invalid variable at once, in one InvalidOptions", () =>
+      Effect.gen(function*() {
+        const error = yield* CircuitBreaker.fromConfig("orders").pipe(
+          Effect.withConfigProvider(env([
+            ["ORDERS_FAILURE_THRESHOLD", "many"],
+            ["ORDERS_SUCCESS_THRESHOLD", "few"],
+            ["ORDERS_RESET_TIMEOUT", "30 seconds"]
+          ])),
+          Effect.flip
+        )
+        expect(error._tag).toBe("InvalidOptions")
+        if (error._tag !== "InvalidOptions") return
+        expect(error.module).toBe("CircuitBreaker")
+        expect(error.field).toBe(
+          "failureThreshold (ORDERS_FAILURE_THRESHOLD), successThreshold (ORDERS_SUCCESS_THRESHOLD)"
+        )
+        expect(error.received).toEqual({ ORDERS_FAILURE_THRESHOLD: "many", ORDERS_SUCCESS_THRESHOLD: "few" })
+        expect(error.message).toContain("many")
+        expect(error.message).toContain("few")
+      }))
+
+    it.effect("fromConfig refuses an empty variable instead of reading it as 0, for every variable", () =>
+      Effect.gen(function*() {
+        const variables: ReadonlyArray<readonly [string, string]> = [
+          ["FAILURE_THRESHOLD", "failureThreshold"],
+          ["SUCCESS_THRESHOLD", "successThreshold"],
+          ["RESET_TIMEOUT", "resetTimeout"],
+          ["HALF_OPEN_MAX_CALLS", "halfOpenMaxCalls"],
+          ["FAILURE_RATE_THRESHOLD", "failureRateThreshold"],
+          ["MINIMUM_CALLS", "minimumCalls"],
+          ["WINDOW_SIZE", "windowSize"],
+          ["WINDOW_DURATION", "windowDuration"],
+          ["WINDOW_BUCKETS", "windowBuckets"],
+          ["SLOW_CALL_DURATION", "slowCallDuration"],
+          ["SLOW_CALL_RATE_THRESHOLD", "slowCallRateThreshold"],
+          ["RECOVERY_FACTOR", "recoveryFactor"],
+          ["PROBE_PATIENCE", "probePatience"]
+        ]
+        for (const [variable, option] of variables) {
+          for (const text of ["", "  ", "x"]) {
+            const error = yield* CircuitBreaker.fromConfig("db").pipe(
+              Effect.withConfigProvider(env([[`DB_${variable}`, text]])),
+              Effect.flip
+            )
+            expect(error._tag, `DB_${variable}=${JSON.stringify(text)}`).toBe("InvalidOptions")
+            if (error._tag !== "InvalidOptions") continue
+            expect(error.field).toBe(`${option} (DB_${variable})`)
+            expect(error.received).toEqual({ [`DB_${variable}`]: text })
+          }
+        }
+      }))
+
+    it.effect("fromConfig reads every variable into its option", () =>
+      Effect.gen(function*() {
+        const options = yield* CircuitBreaker.config("db").pipe(
+          Effect.withConfigProvider(env([
+            ["DB_FAILURE_THRESHOLD", "Infinity"],
+            ["DB_SUCCESS_THRESHOLD", " 2 "],
+            ["DB_RESET_TIMEOUT", "30 seconds"],
+            ["DB_HALF_OPEN_MAX_CALLS", "4"],
+            ["DB_FAILURE_RATE_THRESHOLD", "0.5"],
+            ["DB_MINIMUM_CALLS", "20"],
+            ["DB_WINDOW_DURATION", "1 minute"],
+            ["DB_WINDOW_BUCKETS", "6"],
+            ["DB_SLOW_CALL_DURATION", "2 seconds"],
+            ["DB_SLOW_CALL_RATE_THRESHOLD", "0.8"],
+            ["DB_RECOVERY_FACTOR", "0.25"],
+            ["DB_PROBE_PATIENCE", "50 millis"]
+          ]))
+        )
+        expect(options.failureThreshold).toBe(Infinity)
+        expect(options.successThreshold).toBe(2)
+        expect(Duration.toMillis(options.resetTimeout!)).toBe(30_000)
+        expect(options.halfOpenMaxCalls).toBe(4)
+        expect(options.failureRateThreshold).toBe(0.5)
+        expect(options.minimumCalls).toBe(20)
+        expect(options.window?._tag).toBe("Time")
+        if (options.window?._tag === "Time") {
+          expect(Duration.toMillis(options.window.duration)).toBe(60_000)
+          expect(options.window.buckets).toBe(6)
+        }
+        expect(Duration.toMillis(options.slowCallDuration!)).toBe(2_000)
+        expect(options.slowCallRateThreshold).toBe(0.8)
+        expect(options.recoveryFactor).toBe(0.25)
+        expect(Duration.toMillis(options.probePatience!)).toBe(50)
+        const counted = yield* CircuitBreaker.config("db").pipe(Effect.withConfigProvider(env([["DB_WINDOW_SIZE", "7"]])))
+        expect(counted.window).toEqual({ _tag: "Count", size: 7 })
+        const invalid = yield* CircuitBreaker.config("db").pipe(
+          Effect.withConfigProvider(env([["DB_MINIMUM_CALLS", "ten"]])),
+          Effect.flip
+        )
+        expect(invalid.toString()).toContain("DB_MINIMUM_CALLS")
       }))
 
     it.effect("fromConfig works with ConfigProvider.fromEnv", () =>

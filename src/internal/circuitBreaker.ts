@@ -1,7 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -95,11 +95,14 @@ interface Resolved<E> {
   readonly openSchedule: Schedule.Schedule<unknown, number> | undefined
   readonly resetTimeout: Duration.Duration
   readonly isFailure: ((error: E) => boolean) | undefined
+  /** ms; undefined when callers wait for their probe. */
+  readonly probePatience: number | undefined
 }
 
 /** @internal */
-export const resolveOptions = <E>(options: CB.CircuitBreaker.Options<E>): Either.Either<Resolved<E>, InvalidOptions> =>
+export const resolveOptions = <E>(input: CB.CircuitBreaker.Options<E>): Either.Either<Resolved<E>, InvalidOptions> =>
   Either.gen(function*() {
+    const options = yield* Options.object(MODULE, input, true, "an object of options with a name")
     if (!hasProperty(options, "name")) {
       return yield* Either.left(
         new InvalidOptions({ module: MODULE, field: "name", expected: "a non-empty string", received: undefined })
@@ -195,9 +198,13 @@ export const resolveOptions = <E>(options: CB.CircuitBreaker.Options<E>): Either
       )
     }
     const window = yield* resolveWindow(options.window)
+    const probePatience = options.probePatience === undefined
+      ? undefined
+      : Duration.toMillis(yield* Options.duration(MODULE, "probePatience", options.probePatience, Duration.zero))
     return {
       name,
       resetTimeout,
+      probePatience,
       openSchedule: options.openSchedule,
       isFailure: options.isFailure,
       config: {
@@ -699,7 +706,7 @@ export const constantCase = (name: string): string =>
     .replace(/^_+|_+$/g, "")
     .toUpperCase()
 
-/** The variables `fromConfig` reads, after the name prefix. @internal */
+/** The variables `fromConfig` reads, after the name prefix, and how each is parsed. @internal */
 export const configNames = {
   failureThreshold: "FAILURE_THRESHOLD",
   successThreshold: "SUCCESS_THRESHOLD",
@@ -712,41 +719,97 @@ export const configNames = {
   windowBuckets: "WINDOW_BUCKETS",
   slowCallDuration: "SLOW_CALL_DURATION",
   slowCallRateThreshold: "SLOW_CALL_RATE_THRESHOLD",
-  recoveryFactor: "RECOVERY_FACTOR"
+  recoveryFactor: "RECOVERY_FACTOR",
+  probePatience: "PROBE_PATIENCE"
 } as const
 
-const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
+type ConfigKey = keyof typeof configNames
+
+const durationKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
+  "resetTimeout",
+  "windowDuration",
+  "slowCallDuration",
+  "probePatience"
+])
+
+type EnvironmentOptions = Omit<CB.CircuitBreaker.Options, "name" | "isFailure">
+
+/**
+ * Every variable read as text, so that a value that does not parse is reported with the
+ * text received and the variable it came from (a `Config.number` would read "" as 0 and
+ * stop at the first of several bad values). Only the provider's own failures are ConfigErrors.
+ */
+const rawConfig = (name: string): Config.Config<Record<ConfigKey, string | undefined>> =>
+  Config.nested(
+    Config.all(
+      Object.fromEntries(
+        (Object.keys(configNames) as Array<ConfigKey>).map((key) =>
+          [key, Config.map(Config.option(Config.string(configNames[key])), Option.getOrUndefined)] as const
+        )
+      ) as Record<ConfigKey, Config.Config<string | undefined>>
+    ),
+    constantCase(name)
+  )
+
+const parseNumber = (text: string): number | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "") return undefined
+  const value = Number(trimmed)
+  return Number.isNaN(value) ? undefined : value
+}
+
+const parseDuration = (text: string): Duration.Duration | undefined => {
+  const trimmed = text.trim()
+  return trimmed === "" ? undefined : Option.getOrUndefined(Duration.decodeUnknown(trimmed))
+}
+
+/** Parses the variables that are set; every one that does not parse is named in one `InvalidOptions`. */
+const parseEnvironment = (
+  name: string,
+  raw: Record<ConfigKey, string | undefined>
+): Either.Either<EnvironmentOptions, InvalidOptions> => {
+  const values: Partial<Record<ConfigKey, number | Duration.Duration>> = {}
+  const invalid: Array<{ readonly key: ConfigKey; readonly variable: string; readonly text: string }> = []
+  for (const key of Object.keys(configNames) as Array<ConfigKey>) {
+    const text = raw[key]
+    if (text === undefined) continue
+    const value = durationKeys.has(key) ? parseDuration(text) : parseNumber(text)
+    if (value === undefined) invalid.push({ key, variable: `${constantCase(name)}_${configNames[key]}`, text })
+    else values[key] = value
+  }
+  if (invalid.length > 0) {
+    const expected = (key: ConfigKey) =>
+      durationKeys.has(key) ? `a duration such as "30 seconds"` : "a number"
+    const kinds = new Set(invalid.map(({ key }) => expected(key)))
+    return Either.left(
+      new InvalidOptions({
+        module: MODULE,
+        field: invalid.map(({ key, variable }) => `${key} (${variable})`).join(", "),
+        expected: kinds.size === 1
+          ? [...kinds][0]!
+          : invalid.map(({ key }) => `${expected(key)} for ${key}`).join(", "),
+        received: Object.fromEntries(invalid.map(({ text, variable }) => [variable, text]))
+      })
+    )
+  }
+  const { windowBuckets, windowDuration, windowSize, ...rest } = values
+  const window: CB.Window | undefined = windowSize !== undefined
+    ? { _tag: "Count", size: windowSize as number }
+    : windowDuration !== undefined || windowBuckets !== undefined
+    ? {
+      _tag: "Time",
+      duration: (windowDuration as Duration.Duration | undefined) ?? Duration.minutes(5),
+      buckets: windowBuckets as number | undefined
+    }
+    : undefined
+  return Either.right((window === undefined ? rest : { ...rest, window }) as EnvironmentOptions)
+}
 
 /** @internal */
-export const config = (name: string): Config.Config<Omit<CB.CircuitBreaker.Options, "name" | "isFailure">> =>
-  Config.nested(
-    Config.all({
-      failureThreshold: optional(Config.number(configNames.failureThreshold)),
-      successThreshold: optional(Config.number(configNames.successThreshold)),
-      resetTimeout: optional(Config.duration(configNames.resetTimeout)),
-      halfOpenMaxCalls: optional(Config.number(configNames.halfOpenMaxCalls)),
-      failureRateThreshold: optional(Config.number(configNames.failureRateThreshold)),
-      minimumCalls: optional(Config.number(configNames.minimumCalls)),
-      windowSize: optional(Config.number(configNames.windowSize)),
-      windowDuration: optional(Config.duration(configNames.windowDuration)),
-      windowBuckets: optional(Config.number(configNames.windowBuckets)),
-      slowCallDuration: optional(Config.duration(configNames.slowCallDuration)),
-      slowCallRateThreshold: optional(Config.number(configNames.slowCallRateThreshold)),
-      recoveryFactor: optional(Config.number(configNames.recoveryFactor))
-    }),
-    constantCase(name)
-  ).pipe(Config.map(({ windowBuckets, windowDuration, windowSize, ...rest }) => {
-    const window: CB.Window | undefined = windowSize !== undefined
-      ? { _tag: "Count", size: windowSize }
-      : windowDuration !== undefined || windowBuckets !== undefined
-      ? { _tag: "Time", duration: windowDuration ?? Duration.minutes(5), buckets: windowBuckets }
-      : undefined
-    const options: { -readonly [K in keyof Omit<CB.CircuitBreaker.Options, "name" | "isFailure">]?: unknown } = {}
-    for (const [key, value] of Object.entries({ ...rest, window })) {
-      if (value !== undefined) options[key as keyof typeof options] = value
-    }
-    return options as Omit<CB.CircuitBreaker.Options, "name" | "isFailure">
-  }))
+export const config = (name: string): Config.Config<EnvironmentOptions> =>
+  Config.mapOrFail(rawConfig(name), (raw) =>
+    Either.mapLeft(parseEnvironment(name, raw), (error) =>
+      ConfigError.InvalidData([constantCase(name)], error.message)))
 
 const envName = (name: string, field: string): string => {
   const prefix = constantCase(name)
@@ -756,41 +819,28 @@ const envName = (name: string, field: string): string => {
   return `${prefix}_${key}`
 }
 
-/** A value that does not parse is an `InvalidOptions` naming the field and the variable. */
-const invalidConfig = (name: string, error: ConfigError.ConfigError): InvalidOptions | ConfigError.ConfigError => {
-  if (error._op !== "InvalidData") return error
-  const key = error.path[error.path.length - 1]
-  const field = Object.entries(configNames).find(([, variable]) => variable === key)?.[0]
-  if (field === undefined) return error
-  return new InvalidOptions({
-    module: MODULE,
-    field: `${field} (${constantCase(name)}_${key})`,
-    expected: error.message.replace(/^Expected /, "").replace(/ but received .*$/, ""),
-    received: (error.message.match(/but received (.*)$/)?.[1] ?? "an invalid value").replace(/^"(.*)"$/, "$1")
-  })
-}
-
 /** @internal */
 export const fromConfig = <E = unknown>(
   name: string,
   defaults?: Omit<CB.CircuitBreaker.Options<E>, "name">
 ): Effect.Effect<CB.CircuitBreaker, InvalidOptions | ConfigError.ConfigError> =>
-  Effect.flatMap(Effect.mapError(config(name), (error) => invalidConfig(name, error)), (fromEnvironment) => {
-    const options: CB.CircuitBreaker.Options<E> = { ...defaults, ...fromEnvironment, name }
-    return make(options).pipe(
-      Effect.mapError((error) =>
-        // Name the variable the value came from, when it came from the environment.
-        (fromEnvironment as Record<string, unknown>)[error.field.split(".")[0]!] !== undefined
-          ? new InvalidOptions({
-            module: error.module,
-            field: `${error.field} (${envName(name, error.field)})`,
-            expected: error.expected,
-            received: error.received
-          })
-          : error
+  Effect.flatMap(rawConfig(name), (raw) =>
+    Effect.flatMap(parseEnvironment(name, raw), (fromEnvironment) => {
+      const options: CB.CircuitBreaker.Options<E> = { ...defaults, ...fromEnvironment, name }
+      return make(options).pipe(
+        Effect.mapError((error) =>
+          // Name the variable the value came from, when it came from the environment.
+          (fromEnvironment as Record<string, unknown>)[error.field.split(".")[0]!] !== undefined
+            ? new InvalidOptions({
+              module: error.module,
+              field: `${error.field} (${envName(name, error.field)})`,
+              expected: error.expected,
+              received: error.received
+            })
+            : error
+        )
       )
-    )
-  })
+    }))
 
 /** @internal */
 export { CircuitBreakerOpen }

@@ -7,34 +7,59 @@ import { InvalidOptions } from "../InvalidOptions.js"
 /**
  * Validation of constructor options. Each check decides with a `Schema` and, when the
  * value is refused, builds an `InvalidOptions` naming the module, the field and the
- * accepted range: options are validated once, at construction, never on a hot path.
+ * accepted range: options are validated once, at construction, never on a hot path. The
+ * checks (and their compiled decoders) are built once per module, not per construction.
  *
  * @internal
  */
 export interface Check<A> {
   readonly schema: Schema.Schema<A, any>
   readonly expected: string
+  readonly decode: (value: unknown) => Either.Either<A, unknown>
 }
 
 /** @internal */
-export const check = <A>(schema: Schema.Schema<A, any>, expected: string): Check<A> => ({ schema, expected })
+export const check = <A>(schema: Schema.Schema<A, any>, expected: string): Check<A> => ({
+  schema,
+  expected,
+  decode: Schema.decodeUnknownEither(schema)
+})
+
+/** One check per distinct argument, made on first use and kept: there are only a few. */
+const memoized = <K, A>(make: (key: K) => Check<A>): (key: K) => Check<A> => {
+  const made = new Map<K, Check<A>>()
+  return (key) => {
+    let found = made.get(key)
+    if (found === undefined) {
+      found = make(key)
+      made.set(key, found)
+    }
+    return found
+  }
+}
 
 /** @internal */
-export const integerAtLeast = (min: number): Check<number> =>
+export const integerAtLeast: (min: number) => Check<number> = memoized((min: number) =>
   check(Schema.Int.pipe(Schema.greaterThanOrEqualTo(min)), `an integer >= ${min}`)
+)
 
 /** @internal */
-export const integerAtLeastOrInfinity = (min: number): Check<number> =>
+export const integerAtLeastOrInfinity: (min: number) => Check<number> = memoized((min: number) =>
   check(
     Schema.Union(Schema.Int.pipe(Schema.greaterThanOrEqualTo(min)), Schema.Literal(Number.POSITIVE_INFINITY)),
     `an integer >= ${min}, or Infinity`
   )
+)
+
+const exclusiveFraction = check(
+  Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)),
+  "a number in (0, 1]"
+)
+const inclusiveFraction = check(Schema.Number.pipe(Schema.between(0, 1)), "a number in [0, 1]")
 
 /** @internal */
 export const fraction = (options: { readonly exclusiveMin: boolean }): Check<number> =>
-  options.exclusiveMin
-    ? check(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)), "a number in (0, 1]")
-    : check(Schema.Number.pipe(Schema.between(0, 1)), "a number in [0, 1]")
+  options.exclusiveMin ? exclusiveFraction : inclusiveFraction
 
 /** @internal */
 export const nonEmptyString: Check<string> = check(Schema.NonEmptyTrimmedString, "a non-empty string")
@@ -52,7 +77,7 @@ export const field = <A, B = A>(
   fallback: B
 ): Either.Either<A | B, InvalidOptions> => {
   if (value === undefined) return Either.right(fallback)
-  const decoded = Schema.decodeUnknownEither(rule.schema)(value)
+  const decoded = rule.decode(value)
   return Either.isRight(decoded)
     ? Either.right(decoded.right)
     : Either.left(new InvalidOptions({ module, field: name, expected: rule.expected, received: value }))
