@@ -332,6 +332,7 @@ describe("Cache/Redis codec", () => {
       const decoded = codec.decode(payload, Infinity)
       expect(Either.isLeft(decoded), label).toBe(true)
       if (Either.isLeft(decoded)) {
+        expect(decoded.left).toBeInstanceOf(codec.Corrupt)
         expect(decoded.left._tag).toBe("Corrupt")
         expect(decoded.left.detail, label).toContain(detail)
       }

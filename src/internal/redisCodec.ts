@@ -1,3 +1,4 @@
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as zlib from "node:zlib"
@@ -25,16 +26,20 @@ const ASYNC_THRESHOLD = 64 * 1024
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /**
- * Why a stored payload could not be read back.
+ * Why a stored payload could not be read back. The layer serves it as a miss (and counts
+ * it); it is a typed value so that the reason reaches the log.
  *
  * @internal
  */
-export interface Corrupt {
-  readonly _tag: "Corrupt"
+export class Corrupt extends Data.TaggedError("Corrupt")<{
   readonly detail: string
+}> {
+  override get message(): string {
+    return this.detail
+  }
 }
 
-const corrupt = (detail: string): Either.Either<never, Corrupt> => Either.left({ _tag: "Corrupt", detail })
+const corrupt = (detail: string): Either.Either<never, Corrupt> => Either.left(new Corrupt({ detail }))
 
 const header = Buffer.from([COMPRESSED_MARKER, FORMAT_DEFLATE_RAW])
 
