@@ -656,6 +656,17 @@ describe("Retry.budget", () => {
       expect(stats.refused).toBeGreaterThan(0)
     }))
 
+  it.effect("a breaker's rejection ending the retries takes nothing from the budget", () =>
+    Effect.gen(function*() {
+      const budget = yield* Retry.budget({ name: uniqueName("rejected"), ratio: 1, minPerSecond: 0 })
+      const rejection = new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(5), reason: "Open" })
+      const { attempts, effect } = yield* failing(rejection)
+      const exit = yield* Effect.exit(Retry.policy({ budget })(effect))
+      expect(exit).toEqual(Exit.fail(rejection))
+      expect(yield* Ref.get(attempts)).toBe(1)
+      expect(yield* budget.stats).toEqual({ calls: 1, retries: 0, available: 1, refused: 0 })
+    }))
+
   it.effect("its refused-retries counter carries the tags set around the caller with Effect.tagMetrics", () =>
     Effect.gen(function*() {
       const name = uniqueName("tagged")
