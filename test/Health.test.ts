@@ -1,0 +1,526 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  ConfigProvider,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  Ref,
+  Schema,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as Health from "../src/Health.js"
+import * as Registry from "../src/internal/healthRegistry.js"
+
+let counter = 0
+const uniqueName = (base: string) => `${base}-${++counter}`
+
+const quiet = Effect.provide(Logger.minimumLogLevel(LogLevel.None))
+
+/** Lets forked fibers (the first run of each check) run. */
+const settle = Effect.repeatN(Effect.yieldNow(), 10)
+
+const open = (breaker: CircuitBreaker.CircuitBreaker) =>
+  Effect.repeatN(breaker.protect(Effect.fail("boom")).pipe(Effect.ignore), 4)
+
+const breakerNamed = (name: string) =>
+  CircuitBreaker.make({ name, failureThreshold: 1, successThreshold: 1, resetTimeout: "10 minutes" })
+
+const dependencies = (states: ReadonlyArray<Health.DependencyState>, critical: ReadonlyArray<boolean> = []) =>
+  states.map((state, i) => ({ state, critical: critical[i] ?? false }))
+
+const repeat = <A>(n: number, a: A): Array<A> => Array.from({ length: n }, () => a)
+
+/** Collects changes from now on; read them with the returned effect. */
+const recordChanges = Effect.gen(function*() {
+  const changes = yield* Effect.flatMap(Health.Health, (health) => health.subscribe)
+  const seen = yield* Ref.make<Array<Health.HealthChange>>([])
+  yield* changes.pipe(Stream.runForEach((change) => Ref.update(seen, (all) => [...all, change])), Effect.forkScoped)
+  return Effect.zipRight(Effect.repeatN(Effect.yieldNow(), 20), Ref.get(seen))
+})
+
+const systemChanges = (all: ReadonlyArray<Health.HealthChange>) =>
+  all.flatMap((change) => (change._tag === "SystemHealthChanged" ? [`${change.from}->${change.to}`] : []))
+
+const withRegistry = <A, E, R>(self: Effect.Effect<A, E, R>, options?: Health.Options) =>
+  self.pipe(Effect.scoped, Effect.provide(Health.layer(options)), quiet)
+
+describe("Health rules", () => {
+  it("is Healthy at exactly 80% operational and Degraded just below", () => {
+    expect(Health.systemHealthOf(dependencies(["Operational", "Operational", "Operational", "Operational", "Down"])))
+      .toBe("Healthy")
+    expect(Health.systemHealthOf(dependencies([...repeat(79, "Operational" as const), ...repeat(21, "Down" as const)])))
+      .toBe("Degraded")
+    expect(Health.systemHealthOf(dependencies([...repeat(8, "Operational" as const), ...repeat(2, "Down" as const)])))
+      .toBe("Healthy")
+    expect(Health.systemHealthOf(dependencies(repeat(3, "Operational" as const)))).toBe("Healthy")
+    expect(Health.systemHealthOf([])).toBe("Healthy")
+  })
+
+  it("is Degraded at exactly 50% operational and Critical just below", () => {
+    expect(Health.systemHealthOf(dependencies([...repeat(5, "Operational" as const), ...repeat(5, "Down" as const)])))
+      .toBe("Degraded")
+    expect(Health.systemHealthOf(dependencies([...repeat(49, "Operational" as const), ...repeat(51, "Down" as const)])))
+      .toBe("Critical")
+    expect(Health.systemHealthOf(dependencies(["Operational", "Down", "Down"]))).toBe("Critical")
+  })
+
+  it("counts a degraded dependency as operational but as an active fallback", () => {
+    expect(Health.systemHealthOf(dependencies([...repeat(9, "Operational" as const), "Degraded"]))).toBe("Degraded")
+    expect(Health.systemHealthOf(dependencies(["Degraded", "Degraded", "Degraded", "Degraded", "Down"])))
+      .toBe("Degraded")
+  })
+
+  it("is Critical with one critical dependency down, whatever the share", () => {
+    const states = [...repeat(99, "Operational" as const), "Down" as const]
+    expect(Health.systemHealthOf(dependencies(states, [...repeat(99, false), true]))).toBe("Critical")
+    expect(Health.systemHealthOf(dependencies(states, repeat(100, false)))).toBe("Healthy")
+    // A critical dependency that is degraded is not down.
+    expect(Health.systemHealthOf(dependencies(["Operational", "Degraded"], [true, true]))).toBe("Degraded")
+  })
+
+  it("is Emergency with two critical dependencies down, even when most are operational", () => {
+    const states = [...repeat(98, "Operational" as const), "Down" as const, "Down" as const]
+    expect(Health.systemHealthOf(dependencies(states, [...repeat(98, false), true, true]))).toBe("Emergency")
+    expect(Health.systemHealthOf(dependencies(["Down", "Down", "Down"], [true, false, false]))).toBe("Critical")
+    expect(Health.systemHealthOf(dependencies(["Down", "Down", "Down"], [true, true, true]))).toBe("Emergency")
+  })
+
+  it("maps health to service levels by the default rule", () => {
+    expect(["Healthy", "Degraded", "Critical", "Emergency"].map((h) => Health.defaultServiceLevel(h as any)))
+      .toEqual(["Full", "Degraded", "Limited", "CacheOnly"])
+  })
+})
+
+describe("Health registry", () => {
+  it.effect("registers a breaker, reports it down when open, and forgets it when its scope closes", () =>
+    withRegistry(Effect.gen(function*() {
+      const name = uniqueName("payments")
+      const breaker = yield* breakerNamed(name)
+      const scope = yield* Scope.make()
+      yield* Health.register({ name, critical: true, source: Health.fromBreaker(breaker) }).pipe(Scope.extend(scope))
+      let status = yield* Health.status
+      expect(status.health).toBe("Healthy")
+      expect(status.dependencies.map((d) => [d.name, d.kind, d.state, d.critical])).toEqual([
+        [name, "Breaker", "Operational", true]
+      ])
+      yield* TestClock.adjust("5 seconds")
+      yield* open(breaker)
+      status = yield* Health.status
+      expect(status.health).toBe("Critical")
+      expect(status.serviceLevel).toBe("Limited")
+      expect(status.dependencies[0]!.state).toBe("Down")
+      expect(status.dependencies[0]!.failureRate).toBe(1)
+      expect(status.dependencies[0]!.lastFailure).toEqual({ at: 5000, message: "boom" })
+      yield* TestClock.adjust("7 seconds")
+      status = yield* Health.status
+      expect(Duration.toMillis(status.dependencies[0]!.timeInState)).toBe(7000)
+      yield* Scope.close(scope, Exit.void)
+      status = yield* Health.status
+      expect(status.dependencies).toEqual([])
+      expect(status.health).toBe("Healthy")
+    })))
+
+  it.effect("refuses a duplicate name with DuplicateDependency and bad options with InvalidOptions", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      yield* Health.register({ name: "db", source: Health.fromBreaker(breaker) })
+      const duplicate = yield* Effect.flip(Health.register({ name: "db", source: Health.fromCheck(Effect.void) }))
+      expect(duplicate._tag).toBe("DuplicateDependency")
+      expect(duplicate.message).toContain(`"db"`)
+      const noName = yield* Effect.flip(Health.register({ name: "", source: Health.fromCheck(Effect.void) }))
+      expect(noName._tag === "InvalidOptions" && noName.field).toBe("name")
+      const noSource = yield* Effect.flip(Health.register({ name: "x", source: {} as any }))
+      expect(noSource._tag === "InvalidOptions" && noSource.field).toBe("source")
+      const badCritical = yield* Effect.flip(
+        Health.register({ name: "y", critical: "yes" as any, source: Health.fromCheck(Effect.void) })
+      )
+      expect(badCritical._tag === "InvalidOptions" && badCritical.field).toBe("critical")
+      const badOptions = yield* Effect.flip(Health.register(null as any))
+      expect(badOptions._tag === "InvalidOptions" && badOptions.field).toBe("options")
+      expect((yield* Health.status).dependencies.map((d) => d.name)).toEqual(["db"])
+    })))
+
+  it.effect("finds a breaker by dependency name or by breaker name", () =>
+    withRegistry(Effect.gen(function*() {
+      const primary = yield* breakerNamed("openai")
+      const secondary = yield* breakerNamed("anthropic")
+      const own = yield* breakerNamed("orders-breaker")
+      yield* Health.register({ name: "orders", source: Health.fromBreaker(own) })
+      yield* Health.register({
+        name: "llm",
+        source: Health.fromFailover({
+          providers: [{ name: "openai", breaker: primary }, { name: "anthropic", breaker: secondary }]
+        })
+      })
+      expect(yield* Health.breaker("orders")).toBe(own)
+      expect(yield* Health.breaker("anthropic")).toBe(secondary)
+      expect(yield* Health.breaker("llm")).toBe(primary)
+      const missing = yield* Effect.flip(Health.breaker("nope"))
+      expect(missing).toEqual(new Health.DependencyNotFound({ name: "nope" }))
+    })))
+
+  it.effect("rates a failover group: operational, degraded while a secondary answers, down when none does", () =>
+    withRegistry(Effect.gen(function*() {
+      const primary = yield* breakerNamed(uniqueName("primary"))
+      const secondary = yield* breakerNamed(uniqueName("secondary"))
+      yield* Health.register({
+        name: "llm",
+        source: Health.fromFailover({
+          providers: [{ name: "a", breaker: primary }, { name: "b", breaker: secondary }]
+        })
+      })
+      const state = Effect.map(Health.status, (s) => [s.dependencies[0]!.state, s.health])
+      expect(yield* state).toEqual(["Operational", "Healthy"])
+      yield* open(primary)
+      expect(yield* state).toEqual(["Degraded", "Degraded"])
+      yield* open(secondary)
+      expect(yield* state).toEqual(["Down", "Critical"])
+    })))
+
+  it.effect("rates an outbox by its backlog and a cache by its breaker", () =>
+    withRegistry(Effect.gen(function*() {
+      const depth = yield* Ref.make(0)
+      const cacheBreaker = yield* breakerNamed(uniqueName("cache"))
+      yield* Health.register({ name: "outbox", source: Health.fromOutbox({ capacity: 3, depth: Ref.get(depth) }) })
+      yield* Health.register({ name: "cache", critical: true, source: Health.fromCache({ breaker: cacheBreaker }) })
+      const states = Effect.map(Health.status, (s) => [...s.dependencies.map((d) => d.state), s.health])
+      expect(yield* states).toEqual(["Operational", "Operational", "Healthy"])
+      yield* Ref.set(depth, 1)
+      expect(yield* states).toEqual(["Degraded", "Operational", "Degraded"])
+      yield* Ref.set(depth, 3)
+      expect(yield* states).toEqual(["Down", "Operational", "Degraded"])
+      yield* Ref.set(depth, 0)
+      yield* open(cacheBreaker)
+      // A resilient cache answers from its fallback: degraded, never down.
+      expect(yield* states).toEqual(["Operational", "Degraded", "Degraded"])
+    })))
+
+  it.effect("streams system and dependency changes in order and exports them as metrics", () =>
+    withRegistry(Effect.gen(function*() {
+      const a = yield* breakerNamed(uniqueName("a"))
+      const b = yield* breakerNamed(uniqueName("b"))
+      const read = yield* recordChanges
+      yield* Health.register({ name: "a", critical: true, source: Health.fromBreaker(a) })
+      yield* Health.register({ name: "b", critical: true, source: Health.fromBreaker(b) })
+      const counted = (from: string, to: string) =>
+        Effect.map(
+          Metric.value(Health.transitionsMetric.pipe(Metric.tagged("from", from), Metric.tagged("to", to))),
+          (state) => state.count
+        )
+      const before = yield* counted("Critical", "Emergency")
+      yield* open(a)
+      yield* open(b)
+      // Transitions are noticed by the registry as they happen, without a read.
+      const seen = yield* read
+      expect(systemChanges(seen)).toEqual(["Healthy->Critical", "Critical->Emergency"])
+      const dependencyChanges = seen.flatMap((c) => (c._tag === "DependencyStateChanged" ? [`${c.name}:${c.to}`] : []))
+      expect(dependencyChanges).toEqual(["a:Down", "b:Down"])
+      expect((yield* Metric.value(Health.healthMetric)).value).toBe(3)
+      expect((yield* counted("Critical", "Emergency")) - before).toBe(1)
+      yield* a.reset
+      expect(systemChanges(yield* read)).toEqual(["Healthy->Critical", "Critical->Emergency", "Emergency->Critical"])
+      expect((yield* Metric.value(Health.healthMetric)).value).toBe(2)
+    })))
+
+  it.effect("logs an Emergency at level error", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ level: string; message: string }> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        logs.push({ level: logLevel.label, message: String(message) })
+      })
+      yield* Effect.gen(function*() {
+        const a = yield* breakerNamed(uniqueName("a"))
+        const b = yield* breakerNamed(uniqueName("b"))
+        yield* Health.register({ name: "a", critical: true, source: Health.fromBreaker(a) })
+        yield* Health.register({ name: "b", critical: true, source: Health.fromBreaker(b) })
+        yield* open(a)
+        yield* open(b)
+        yield* Health.status
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Health.layer()),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      // The first two; closing the scope removes the dependencies, back to Healthy.
+      const system = logs.filter((log) => log.message.startsWith("system health")).slice(0, 2)
+      expect(system.map((log) => [log.level, log.message])).toEqual([
+        ["WARN", "system health Healthy -> Critical, service level Limited"],
+        ["ERROR", "system health Critical -> Emergency, service level CacheOnly"]
+      ])
+    }))
+
+  it.effect("gives the snapshot a Schema: it encodes to JSON with durations in milliseconds", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      yield* Health.register({ name: "db", source: Health.fromBreaker(breaker) })
+      yield* TestClock.adjust("3 seconds")
+      const encoded = yield* Schema.encode(Health.Status)(yield* Health.status)
+      expect(JSON.parse(JSON.stringify(encoded))).toEqual({
+        health: "Healthy",
+        serviceLevel: "Full",
+        readOnly: false,
+        operational: 1,
+        at: 3000,
+        dependencies: [{
+          name: "db",
+          kind: "Breaker",
+          critical: false,
+          state: "Operational",
+          failureRate: 0,
+          timeInState: 3000,
+          lastFailure: null,
+          mttr: null,
+          recoveries: 0,
+          breakers: [breaker.name]
+        }]
+      })
+      const decoded = yield* Schema.decodeUnknown(Health.Status)(encoded)
+      expect(Duration.toMillis(decoded.dependencies[0]!.timeInState)).toBe(3000)
+    })))
+})
+
+describe("Health service levels", () => {
+  const levelAt = (states: ReadonlyArray<"up" | "down">, options?: Health.Options) =>
+    withRegistry(
+      Effect.gen(function*() {
+        for (const [i, state] of states.entries()) {
+          const breaker = yield* breakerNamed(uniqueName("dep"))
+          yield* Health.register({ name: `dep${i}`, critical: true, source: Health.fromBreaker(breaker) })
+          if (state === "down") yield* open(breaker)
+        }
+        const full = yield* Health.atLeast("Full", Effect.succeed("full"), { otherwise: Effect.succeed("off") })
+        const degraded = yield* Health.atLeast("Degraded", Effect.succeed("degraded"), {
+          otherwise: Effect.succeed("off")
+        })
+        const extra = yield* Health.nonEssential(Effect.succeed("extra"), { otherwise: Effect.succeed("off") })
+        const refused = yield* Effect.either(Health.atLeast("Limited", Effect.succeed("limited")))
+        return { level: yield* Health.serviceLevel, full, degraded, extra, refused }
+      }),
+      options
+    )
+
+  it.effect("runs every feature at Full", () =>
+    Effect.gen(function*() {
+      const result = yield* levelAt(["up", "up"])
+      expect([result.level, result.full, result.degraded, result.extra]).toEqual(["Full", "full", "degraded", "extra"])
+    }))
+
+  it.effect("turns non-essential features off from Limited down, and fails without otherwise", () =>
+    Effect.gen(function*() {
+      const limited = yield* levelAt(["up", "down"])
+      expect([limited.level, limited.full, limited.degraded, limited.extra]).toEqual(["Limited", "off", "off", "off"])
+      expect(limited.refused._tag).toBe("Right")
+      const cacheOnly = yield* levelAt(["down", "down"])
+      expect(cacheOnly.level).toBe("CacheOnly")
+      expect(cacheOnly.refused._tag === "Left" && cacheOnly.refused.left).toEqual(
+        new Health.FeatureUnavailable({ required: "Limited", current: "CacheOnly" })
+      )
+    }))
+
+  it.effect("follows a rule of the user's own", () =>
+    Effect.gen(function*() {
+      const result = yield* levelAt(["up", "down"], {
+        serviceLevel: (health, deps) =>
+          deps.some((d) => d.name === "dep1" && d.state === "Down") ? "CacheOnly" : Health.defaultServiceLevel(health)
+      })
+      expect([result.level, result.extra]).toEqual(["CacheOnly", "off"])
+    }))
+})
+
+describe("Health checks and recovery", () => {
+  it.effect("moves an open breaker to HalfOpen when its check passes, on schedule", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      const up = yield* Ref.make(false)
+      const check = Effect.flatMap(Ref.get(up), (ok) => (ok ? Effect.void : Effect.fail(new Error("refused"))))
+      yield* Health.register({ name: "db", source: Health.fromBreaker(breaker, { check }) })
+      yield* open(breaker)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* breaker.state).toBe("Open")
+      expect((yield* Health.status).dependencies[0]!.lastFailure?.message).toBe("refused")
+      yield* Ref.set(up, true)
+      yield* TestClock.adjust("29 seconds")
+      expect(yield* breaker.state).toBe("Open")
+      yield* TestClock.adjust("1 second")
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect((yield* Health.status).dependencies[0]!.state).toBe("Degraded")
+    })))
+
+  it.effect("leaves open breakers alone with autoRecovery false, read from ENABLE_AUTO_RECOVERY", () =>
+    Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      yield* Effect.gen(function*() {
+        yield* Health.register({ name: "db", source: Health.fromBreaker(breaker, { check: Effect.void }) })
+        yield* open(breaker)
+        yield* TestClock.adjust("5 minutes")
+        expect(yield* breaker.state).toBe("Open")
+        // forceRecovery acts whatever autoRecovery says.
+        const report = yield* Health.forceRecovery
+        expect(report).toEqual({ passed: ["db"], failed: [], halfOpened: [breaker.name] })
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Health.layer()),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ENABLE_AUTO_RECOVERY", "false"]]))),
+        quiet
+      )
+    }))
+
+  it.effect("reads HEALTH_CHECK_INTERVAL in seconds and refuses a bad value naming the variable", () =>
+    Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      const env = (value: string) =>
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["HEALTH_CHECK_INTERVAL", value]])))
+      yield* Effect.gen(function*() {
+        yield* Health.register({ name: "db", source: Health.fromBreaker(breaker, { check: Effect.void }) })
+        yield* settle // the first check runs at once, while the breaker is closed
+        yield* open(breaker)
+        yield* TestClock.adjust("9 seconds")
+        expect(yield* breaker.state).toBe("Open")
+        yield* TestClock.adjust("1 second")
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }).pipe(Effect.scoped, Effect.provide(Health.layer()), env("10"), quiet)
+      for (const bad of ["ten", "-5", "0"]) {
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(Health.layer()))).pipe(env(bad))
+        expect([error._tag, error.field]).toEqual(["InvalidOptions", "HEALTH_CHECK_INTERVAL"])
+      }
+      const option = yield* Effect.flip(Effect.scoped(Layer.build(Health.layer({ checkInterval: -1 }))))
+      expect(option.field).toBe("checkInterval")
+    }))
+
+  it.effect("cuts off a check that hangs, so later checks still run on time", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      const runs = yield* Ref.make(0)
+      const check = Effect.flatMap(Ref.updateAndGet(runs, (n) => n + 1), (n) => (n === 1 ? Effect.never : Effect.void))
+      yield* Health.register({ name: "db", source: Health.fromBreaker(breaker, { check }) })
+      yield* open(breaker)
+      yield* TestClock.adjust("5 seconds")
+      expect((yield* Health.status).dependencies[0]!.lastFailure?.message).toBe("health check timed out")
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* Ref.get(runs)).toBe(2)
+      expect(yield* breaker.state).toBe("HalfOpen")
+    }), { checkInterval: "30 seconds", checkTimeout: "5 seconds" }))
+
+  it.effect("rates a check of the user's own by its last run, and forceRecovery runs it now", () =>
+    withRegistry(Effect.gen(function*() {
+      const up = yield* Ref.make<unknown>(undefined)
+      const check = Effect.flatMap(
+        Ref.get(up),
+        (value) => (value === "fail" ? Effect.fail("down") : Effect.succeed(value))
+      )
+      yield* Health.register({ name: "search", critical: true, source: Health.fromCheck(check) })
+      yield* settle
+      expect((yield* Health.status).dependencies[0]!.state).toBe("Operational")
+      yield* Ref.set(up, "fail")
+      expect(yield* Health.forceRecovery).toEqual({ passed: [], failed: ["search"], halfOpened: [] })
+      let status = yield* Health.status
+      expect([status.dependencies[0]!.state, status.health]).toEqual(["Down", "Critical"])
+      expect(status.dependencies[0]!.failureRate).toBe(0.5)
+      yield* Ref.set(up, "Degraded")
+      yield* TestClock.adjust("30 seconds")
+      status = yield* Health.status
+      expect([status.dependencies[0]!.state, status.health]).toEqual(["Degraded", "Degraded"])
+    })))
+
+  it.effect("measures the time from down to operational (MTTR) per dependency", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("db"))
+      yield* Health.register({ name: "db", source: Health.fromBreaker(breaker, { check: Effect.void }) })
+      const histogram = Health.recoveryMetric.pipe(Metric.tagged("dependency", "db"))
+      const before = (yield* Metric.value(histogram)).count
+      yield* open(breaker)
+      yield* TestClock.adjust("30 seconds") // the check passes: HalfOpen
+      yield* TestClock.adjust("10 seconds")
+      yield* breaker.protect(Effect.void) // the probe succeeds: Closed
+      let status = yield* Health.status
+      expect(status.dependencies[0]!.state).toBe("Operational")
+      expect(Duration.toMillis(status.dependencies[0]!.mttr!)).toBe(40_000)
+      yield* open(breaker)
+      yield* TestClock.adjust("30 seconds")
+      yield* breaker.protect(Effect.void)
+      status = yield* Health.status
+      expect(status.dependencies[0]!.recoveries).toBe(2)
+      expect(Duration.toMillis(status.dependencies[0]!.mttr!)).toBe(35_000)
+      const after = yield* Metric.value(histogram)
+      expect(after.count - before).toBe(2)
+    })))
+})
+
+describe("Health auto-registration", () => {
+  it.effect("registers a dependency made in a scope while a registry is present, until the scope closes", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("auto"))
+      const scope = yield* Scope.make()
+      yield* Registry.registerIfPresent(breaker.name, Registry.breakerSource(breaker)).pipe(Scope.extend(scope))
+      expect((yield* Health.status).dependencies.map((d) => d.name)).toEqual([breaker.name])
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* Health.status).dependencies).toEqual([])
+    })))
+
+  it.effect("does nothing without a scope or without a registry", () =>
+    Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("auto"))
+      // No registry: nothing happens, nothing fails.
+      yield* Effect.scoped(Registry.registerIfPresent(breaker.name, Registry.breakerSource(breaker)))
+      const scope = yield* Scope.make()
+      const health = yield* Scope.extend(Health.make(), scope)
+      // A registry but no scope: not registered, so nothing can outlive the breaker.
+      yield* Registry.registerIfPresent(breaker.name, Registry.breakerSource(breaker)).pipe(
+        Effect.provideService(Health.Health, health)
+      )
+      expect((yield* health.status).dependencies).toEqual([])
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(quiet))
+
+  it.effect("counts a breaker once: a cache or database made over it takes its place", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed("cache")
+      yield* Registry.registerIfPresent("cache", Registry.breakerSource(breaker))
+      yield* Registry.registerIfPresent("cache", Registry.cacheSource({ breaker }))
+      // Registered again as a plain breaker (or a cache of the same name): ignored.
+      yield* Registry.registerIfPresent("cache", Registry.breakerSource(breaker))
+      yield* Registry.registerIfPresent("cache", Registry.cacheSource({ breaker: yield* breakerNamed("other") }))
+      expect((yield* Health.status).dependencies.map((d) => [d.name, d.kind])).toEqual([["cache", "Cache"]])
+      // An explicit registration of a taken name is a typed error.
+      const error = yield* Effect.flip(Health.register({ name: "cache", source: Health.fromBreaker(breaker) }))
+      expect(error._tag).toBe("DuplicateDependency")
+    }), { critical: ["cache"] }))
+
+  it.effect("marks auto-registered dependencies critical when named in critical", () =>
+    withRegistry(Effect.gen(function*() {
+      const a = yield* breakerNamed("a")
+      const b = yield* breakerNamed("b")
+      yield* Registry.registerIfPresent("a", Registry.breakerSource(a))
+      yield* Registry.registerIfPresent("b", Registry.breakerSource(b))
+      expect((yield* Health.status).dependencies.map((d) => [d.name, d.critical])).toEqual([["a", true], ["b", false]])
+    }), { critical: ["a"] }))
+
+  it.effect("tells a database captured while a registry is present that the system is read-only at Emergency", () =>
+    withRegistry(Effect.gen(function*() {
+      const readOnly = yield* Registry.readOnlyIfPresent
+      const a = yield* breakerNamed("a")
+      const b = yield* breakerNamed("b")
+      yield* Health.register({ name: "a", critical: true, source: Health.fromBreaker(a) })
+      yield* Health.register({ name: "b", critical: true, source: Health.fromBreaker(b) })
+      expect(yield* readOnly).toBe(false)
+      yield* open(a)
+      expect(yield* readOnly).toBe(false)
+      yield* open(b)
+      expect(yield* readOnly).toBe(true)
+      expect((yield* Health.status).readOnly).toBe(true)
+      yield* b.reset
+      expect(yield* readOnly).toBe(false)
+      const outside = yield* Registry.readOnlyIfPresent.pipe(Effect.provide(Layer.empty))
+      void outside
+    })))
+})
+
+
