@@ -85,3 +85,11 @@ export * as RateLimit from "./RateLimit.js"
  * @since 0.1.0
  */
 export * as Fallback from "./Fallback.js"
+
+/**
+ * A registry of dependencies, the system's health and service levels computed from them,
+ * and background checks that recover open breakers.
+ *
+ * @since 0.1.0
+ */
+export * as Health from "./Health.js"
