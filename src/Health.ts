@@ -39,7 +39,8 @@ export type DependencyState = Rules.DependencyState
  * - `Degraded`: 50% up to (not including) 80% operational, or any fallback active.
  * - `Healthy`: 80% to 100% operational, no fallback active.
  *
- * A dependency is operational unless it is `Down`.
+ * A dependency is operational unless it is `Down`. A fallback is active when a dependency is
+ * `Degraded`, or `Down` with its own fallback answering (a database in read-only mode).
  *
  * @since 0.1.0
  * @category models
@@ -541,7 +542,12 @@ export const defaultServiceLevel: (health: SystemHealth) => ServiceLevel = Rules
  * @category service levels
  */
 export const systemHealthOf: (
-  dependencies: ReadonlyArray<{ readonly critical: boolean; readonly state: DependencyState }>
+  dependencies: ReadonlyArray<{
+    readonly critical: boolean
+    readonly state: DependencyState
+    /** A `Down` dependency whose own fallback answers for it (a database in read-only mode). */
+    readonly fallbackActive?: boolean | undefined
+  }>
 ) => SystemHealth = Rules.systemHealth
 
 /**

@@ -77,6 +77,14 @@ describe("Health rules", () => {
       .toBe("Degraded")
   })
 
+  it("counts a dependency down whose own fallback answers (read-only database) as an active fallback", () => {
+    const nineUp = repeat(9, { state: "Operational" as const, critical: false })
+    const down = (critical: boolean, fallbackActive: boolean) => ({ state: "Down" as const, critical, fallbackActive })
+    expect(Health.systemHealthOf([...nineUp, down(false, true)])).toBe("Degraded")
+    expect(Health.systemHealthOf([...nineUp, down(false, false)])).toBe("Healthy")
+    expect(Health.systemHealthOf([...nineUp, down(true, true)])).toBe("Critical")
+  })
+
   it("is Critical with one critical dependency down, whatever the share", () => {
     const states = [...repeat(99, "Operational" as const), "Down" as const]
     expect(Health.systemHealthOf(dependencies(states, [...repeat(99, false), true]))).toBe("Critical")
@@ -202,6 +210,31 @@ describe("Health registry", () => {
       expect(yield* states).toEqual(["Operational", "Degraded", "Degraded"])
     })))
 
+  it.effect("rates a database: down in read-only mode (its fallbacks active), degraded while half-open", () =>
+    withRegistry(Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("orders"))
+      const connected = yield* Ref.make(false)
+      const others = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8, 9], (i) => breakerNamed(uniqueName(`other${i}`)))
+      for (const [i, other] of others.entries()) {
+        yield* Health.register({ name: `other${i}`, source: Health.fromBreaker(other) })
+      }
+      yield* Health.register({
+        name: "orders",
+        source: Health.fromDatabase({ breaker, connected: Ref.get(connected), healthCheck: Effect.void })
+      })
+      const orders = Effect.map(Health.status, (s) => {
+        const d = s.dependencies.find((d) => d.name === "orders")!
+        return [d.state, d.fallbackActive, s.health]
+      })
+      expect(yield* orders).toEqual(["Down", true, "Degraded"])
+      yield* Ref.set(connected, true)
+      expect(yield* orders).toEqual(["Operational", false, "Healthy"])
+      yield* open(breaker)
+      expect(yield* orders).toEqual(["Down", true, "Degraded"])
+      yield* Health.forceRecovery
+      expect(yield* orders).toEqual(["Degraded", true, "Degraded"])
+    })))
+
   it.effect("streams system and dependency changes in order and exports them as metrics", () =>
     withRegistry(Effect.gen(function*() {
       const a = yield* breakerNamed(uniqueName("a"))
@@ -273,6 +306,7 @@ describe("Health registry", () => {
           kind: "Breaker",
           critical: false,
           state: "Operational",
+          fallbackActive: false,
           failureRate: 0,
           timeInState: 3000,
           lastFailure: null,

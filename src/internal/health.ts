@@ -54,6 +54,7 @@ export const DependencyStatus = Schema.Struct({
   kind: SourceKindSchema,
   critical: Schema.Boolean,
   state: DependencyState,
+  fallbackActive: Schema.Boolean,
   failureRate: Schema.Number,
   timeInState: Schema.DurationFromMillis,
   lastFailure: Schema.NullOr(Schema.Struct({ at: Schema.Number, message: Schema.String })),
@@ -225,6 +226,7 @@ interface Entry {
   readonly interval: Duration.Duration
   readonly timeout: Duration.Duration
   state: Rules.DependencyState
+  fallbackActive: boolean
   since: number
   downSince: number | undefined
   recoveries: number
@@ -269,13 +271,18 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
     let lastHealth: Rules.SystemHealth = "Healthy"
     let lastLevel: Rules.ServiceLevel = config.serviceLevel("Healthy", [])
     yield* Metric.set(healthGauge, 0)
+    // The registry closing first stops the checks and watchers of dependencies still registered.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(entries.values(), (entry) => Effect.forEach(entry.fibers, Fiber.interruptFork), { discard: true })
+    )
 
     const rated = () =>
       Array.from(entries.values(), (entry) => ({
         name: entry.name,
         kind: entry.source.kind,
         critical: entry.critical,
-        state: entry.state
+        state: entry.state,
+        fallbackActive: entry.fallbackActive
       }))
 
     // Reads every source, records what changed and publishes it. Runs under the lock.
@@ -297,6 +304,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
           entry.state = found.state
           entry.since = now
         }
+        entry.fallbackActive = found.fallbackActive
         entry.failureRate = found.failureRate ?? checkFailureRate(entry)
         entry.lastFailure = later(found.lastFailure, entry.lastCheckFailure)
       }
@@ -337,6 +345,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
         kind: entry.source.kind,
         critical: entry.critical,
         state: entry.state,
+        fallbackActive: entry.fallbackActive,
         failureRate: entry.failureRate,
         timeInState: Duration.millis(Math.max(0, now - entry.since)),
         lastFailure: entry.lastFailure === undefined ? null : { ...entry.lastFailure },
@@ -473,6 +482,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
               ? Duration.min(interval, defaultCheckTimeout)
               : Duration.min(interval, config.checkTimeout),
             state: first.state,
+            fallbackActive: first.fallbackActive,
             since: now,
             downSince: first.state === "Down" ? now : undefined,
             recoveries: 0,

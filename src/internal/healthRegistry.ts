@@ -30,6 +30,8 @@ export type SourceKind = "Breaker" | "Cache" | "Database" | "Outbox" | "Failover
  */
 export interface Evaluation {
   readonly state: DependencyState
+  /** Whether a fallback answers for it: true when `Degraded`, and for a database in read-only mode. */
+  readonly fallbackActive: boolean
   readonly failureRate: number | undefined
   readonly lastFailure: CircuitBreaker.RecordedFailure | undefined
 }
@@ -141,6 +143,7 @@ export const breakerSource = (
   make("Breaker", [breaker], check, () =>
     Effect.map(breaker.metrics, (metrics) => ({
       state: breakerState(metrics.state),
+      fallbackActive: metrics.state === "HalfOpen",
       failureRate: metrics.failureRate,
       lastFailure: lastOf(metrics.recentFailures)
     })))
@@ -159,6 +162,7 @@ export const cacheSource = (cache: CacheLike, check?: Effect.Effect<unknown, unk
   make("Cache", [cache.breaker], check, () =>
     Effect.map(cache.breaker.metrics, (metrics) => ({
       state: metrics.state === "Closed" || metrics.state === "ForcedClosed" ? "Operational" : "Degraded",
+      fallbackActive: metrics.state !== "Closed" && metrics.state !== "ForcedClosed",
       failureRate: metrics.failureRate,
       lastFailure: lastOf(metrics.recentFailures)
     })))
@@ -175,6 +179,10 @@ export const databaseSource = (database: DatabaseLike, check?: Effect.Effect<unk
   make("Database", [database.breaker], check ?? database.healthCheck, () =>
     Effect.zipWith(database.breaker.metrics, database.connected, (metrics, connected) => ({
       state: connected ? breakerState(metrics.state) : "Down",
+      // Read-only mode (an open breaker, no client) and a half-open breaker: the cache
+      // answers reads that the database does not, the outbox takes writes.
+      fallbackActive: !connected || metrics.state === "Open" || metrics.state === "ForcedOpen" ||
+        metrics.state === "HalfOpen",
       failureRate: metrics.failureRate,
       lastFailure: lastOf(metrics.recentFailures)
     })))
@@ -190,6 +198,7 @@ export const outboxSource = (outbox: OutboxLike): Source =>
   make("Outbox", [], undefined, () =>
     Effect.map(outbox.depth, (depth) => ({
       state: depth >= outbox.capacity ? "Down" : depth > 0 ? "Degraded" : "Operational",
+      fallbackActive: depth > 0 && depth < outbox.capacity,
       failureRate: 0,
       lastFailure: undefined
     })))
@@ -221,16 +230,20 @@ export const failoverSource = (group: FailoverLike, check?: Effect.Effect<unknow
             : states[0] === "Operational"
             ? "Operational"
             : "Degraded"
-          return { state, failureRate: all[0]?.failureRate ?? 0, lastFailure }
+          const failureRate = all[0]?.failureRate ?? 0
+          return { state, fallbackActive: state === "Degraded", failureRate, lastFailure }
         }
       )
   )
 
 /** @internal */
 export const checkSource = (check: Effect.Effect<unknown, unknown>): Source =>
-  make("Check", [], check, (last) =>
-    Effect.succeed({
-      state: last === undefined ? "Operational" : last.passed ? last.state ?? "Operational" : "Down",
-      failureRate: undefined,
-      lastFailure: undefined
-    }))
+  make("Check", [], check, (last) => {
+    const state: DependencyState = last === undefined
+      ? "Operational"
+      : last.passed
+      ? last.state ?? "Operational"
+      : "Down"
+    const fallbackActive = state === "Degraded"
+    return Effect.succeed({ state, fallbackActive, failureRate: undefined, lastFailure: undefined })
+  })

@@ -18,6 +18,8 @@ export type ServiceLevel = "Full" | "Degraded" | "Limited" | "CacheOnly"
 export interface RatedDependency {
   readonly critical: boolean
   readonly state: DependencyState
+  /** A `Down` dependency whose own fallback answers for it (a database in read-only mode). */
+  readonly fallbackActive?: boolean | undefined
 }
 
 /** @internal */
@@ -57,6 +59,7 @@ export const systemHealth = (dependencies: ReadonlyArray<RatedDependency>): Syst
   for (const dependency of dependencies) {
     if (dependency.state === "Down") {
       if (dependency.critical) criticalDown++
+      if (dependency.fallbackActive === true) fallbackActive = true
     } else {
       up++
       if (dependency.state === "Degraded") fallbackActive = true
