@@ -9,30 +9,37 @@
  * cache, marked stale. At the end the program counts: orders acknowledged to clients = rows in
  * the database, none twice, stock decremented exactly once per order.
  *
- * The database is an embedded SQLite file by default; the outage is another connection that
- * holds the file locked (`BEGIN EXCLUSIVE`). With `DATABASE_URL` set, it is that PostgreSQL;
- * the outage is another connection that holds the tables locked (`LOCK TABLE ... ACCESS
- * EXCLUSIVE`), and the server itself is left alone. With `--postgres`, the program starts a
- * throwaway PostgreSQL of its own and really stops it (`pg_ctl stop -m immediate`), then starts
- * it again.
+ * Three ways to run it:
+ *
+ * - `npm run example:orders`: an embedded SQLite file, and the outage is injected between
+ *   the client and the service with `Chaos.layerSql`: from second 2 to second 5 every
+ *   statement is refused as a down server refuses connections. The breaker opens, the mode
+ *   is ReadOnly, reads are stale, writes are queued; then the breaker half-opens and closes.
+ * - `DATABASE_URL=postgres://... npm run example:orders`: that PostgreSQL (the URL is read
+ *   with `Config.redacted` and printed without its credentials); the outage is another
+ *   connection that holds the tables locked (`LOCK TABLE ... ACCESS EXCLUSIVE`), and the
+ *   server itself is left alone.
+ * - `npm run example:orders -- --postgres`: a throwaway PostgreSQL that the program starts
+ *   (PostgreSQL must be installed: `apt-get install -y postgresql`) and really stops
+ *   (`pg_ctl stop -m immediate`), then starts again.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Cache } from "effect-resilience"
+import { Cache, Chaos } from "effect-resilience"
 import * as Outbox from "effect-resilience/Outbox"
 import * as Sql from "effect-resilience/Sql"
 import * as Pg from "effect-resilience/Sql/Pg"
@@ -40,16 +47,28 @@ import * as Sqlite from "effect-resilience/Sql/Sqlite"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { startPostgresServer } from "../test/integration/postgresServer.js"
 
 // -----------------------------------------------------------------------------
 // The timeline
 // -----------------------------------------------------------------------------
 
-const CLIENTS = 20
-const LOAD = Duration.seconds(8)
-const OUTAGE_START = Duration.seconds(2)
-const OUTAGE_END = Duration.seconds(5)
+/** The load and the outage (a test runs the same story with fewer clients). */
+export interface Timeline {
+  readonly clients: number
+  readonly load: Duration.Duration
+  readonly outageStart: Duration.Duration
+  readonly outageEnd: Duration.Duration
+}
+
+export const timeline: Timeline = {
+  clients: 20,
+  load: Duration.seconds(8),
+  outageStart: Duration.seconds(2),
+  outageEnd: Duration.seconds(5)
+}
+
 const STOCK = 1_000_000
 
 // -----------------------------------------------------------------------------
@@ -96,7 +115,7 @@ const StockLevel = Schema.Struct({ sku: Schema.String, left: Schema.Number })
 // The database, and how to take it away
 // -----------------------------------------------------------------------------
 
-interface Target {
+export interface Target {
   readonly description: string
   readonly dialect: "sqlite" | "pg"
   readonly layer: Layer.Layer<Sql.ResilientSql, unknown>
@@ -106,39 +125,43 @@ interface Target {
   readonly close: Effect.Effect<void>
 }
 
-const resilience: Sql.Options = {
+export const resilience: Sql.Options = {
   timeout: "500 millis",
   breaker: { failureThreshold: 3, successThreshold: 2, resetTimeout: "30 seconds" },
   healthCheck: { interval: "200 millis", timeout: "300 millis" },
   connectSchedule: Schedule.spaced("200 millis")
 }
 
-/** The SQLite file locked by a second connection for the outage. */
-const sqliteTarget = (dir: string): Target => {
+/**
+ * The embedded SQLite file, behind `Chaos.layerSql`: during the outage window (on the
+ * `Clock`, from when the layer is built) every statement is refused, as by a server that is
+ * down, and the write-lock health check fails with them.
+ */
+export const sqliteTarget = (dir: string, times: Timeline = timeline): Target => {
   const filename = path.join(dir, "orders.sqlite")
+  const client = Chaos.layerSql({
+    outages: [{ start: times.outageStart, duration: Duration.subtract(times.outageEnd, times.outageStart) }]
+  }).pipe(Layer.provide(Sqlite.layerClient({ filename })))
   return {
     description: `embedded SQLite file (${filename})`,
     dialect: "sqlite",
-    layer: Sqlite.layer({ filename, name: "orders-db", ...resilience }),
-    outageDescription: "another connection holds the file locked (BEGIN EXCLUSIVE)",
-    outage: () =>
-      Effect.gen(function*() {
-        // The locking connection lives until the outage ends.
-        const scope = yield* Scope.make()
-        const context = yield* Layer.buildWithScope(Sqlite.layerClient({ filename, busyTimeout: 0 }), scope)
-        const locker = Context.get(context, SqlClient.SqlClient)
-        yield* locker.unsafe("BEGIN EXCLUSIVE")
-        return Effect.zipRight(Effect.ignore(locker.unsafe("ROLLBACK")), Scope.close(scope, Exit.void))
-      }),
+    layer: Sql.layerConnecting(client, {
+      name: "orders-db",
+      ...resilience,
+      healthCheck: { ...resilience.healthCheck, query: Sqlite.writeLockCheck }
+    }),
+    outageDescription: "Chaos.layerSql refuses every statement, as a database that is down",
+    // The window is on the layer's clock: it begins and ends by itself.
+    outage: () => Effect.succeed(Effect.void),
     close: Effect.void
   }
 }
 
 /** A PostgreSQL that the program does not own: its tables are locked for the outage. */
-const pgLockTarget = (url: string): Target => ({
-  description: `PostgreSQL at ${redact(url)} (DATABASE_URL)`,
+const pgLockTarget = (url: Redacted.Redacted): Target => ({
+  description: `PostgreSQL at ${redact(Redacted.value(url))} (DATABASE_URL)`,
   dialect: "pg",
-  layer: Pg.layer({ url: Redacted.make(url), maxConnections: 20 }, { name: "orders-db", ...resilience }),
+  layer: Pg.layer({ url, maxConnections: 20 }, { name: "orders-db", ...resilience }),
   outageDescription: "another connection holds the tables locked (LOCK TABLE ... IN ACCESS EXCLUSIVE MODE)",
   outage: (db) =>
     Effect.gen(function*() {
@@ -173,11 +196,11 @@ const pgOwnedTarget = Effect.promise(() => startPostgresServer({ database: "orde
   }))
 )
 
+// Never print credentials: the URL without its userinfo and query.
 const redact = (url: string): string => {
   try {
     const parsed = new URL(url)
-    parsed.password = ""
-    return parsed.toString()
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
   } catch {
     return "(an unparsable URL)"
   }
@@ -195,21 +218,48 @@ interface Tally {
   reads: number
   staleReads: number
   failedReads: number
+  modes: Set<Sql.Mode>
+  transitions: Array<string>
+}
+
+/** What the run counted: the story's figures and the accounting. */
+export interface Summary {
+  readonly acknowledged: number
+  readonly written: number
+  readonly queued: number
+  readonly failedWrites: number
+  readonly reads: number
+  readonly staleReads: number
+  readonly failedReads: number
+  /** The modes the clients saw, in the order first seen. */
+  readonly modes: ReadonlyArray<Sql.Mode>
+  /** The breaker's transitions, as `from -> to`. */
+  readonly transitions: ReadonlyArray<string>
+  readonly rows: number
+  readonly distinctIds: number
+  readonly widgetsTaken: number
+  readonly missing: number
+  readonly replayed: number
+  readonly ok: boolean
 }
 
 const seconds = (millis: number) => (millis / 1000).toFixed(1).padStart(5)
 
-const run = (target: Target, dir: string) =>
+/** The whole story on a target; its clock is the `Clock`, so a test runs it on `TestClock`. */
+export const run = (target: Target, dir: string, times: Timeline = timeline) =>
   Effect.gen(function*() {
     const db = yield* Sql.ResilientSql
-    const started = Date.now()
-    const at = () => `${seconds(Date.now() - started)}s`
+    const now = Clock.currentTimeMillis
+    const started = yield* now
+    const at = Effect.map(now, (t) => `${seconds(t - started)}s`)
 
     yield* Console.log(`database: ${target.description}`)
     yield* Console.log(
-      `outage from ${Duration.format(OUTAGE_START)} to ${Duration.format(OUTAGE_END)}: ${target.outageDescription}`
+      `outage from ${Duration.format(times.outageStart)} to ${Duration.format(times.outageEnd)}: ${
+        target.outageDescription
+      }`
     )
-    yield* Console.log(`${CLIENTS} clients place orders for ${Duration.format(LOAD)}\n`)
+    yield* Console.log(`${times.clients} clients place orders for ${Duration.format(times.load)}\n`)
 
     yield* db.query((sql) => createTables(sql, target.dialect))
     const outbox = yield* Outbox.make({
@@ -229,15 +279,6 @@ const run = (target: Target, dir: string) =>
     )
 
     // Print each change of the database's breaker as it happens.
-    yield* db.breaker.changes.pipe(
-      Stream.runForEach((change) =>
-        Console.log(`${at()}  breaker ${change.from} -> ${change.to} (${change.reason}); mode: ${
-          change.to === "Open" ? "read-only" : change.to === "Closed" ? "read-write" : "probing"
-        }`)
-      ),
-      Effect.forkScoped
-    )
-
     const tally: Tally = {
       acknowledged: [],
       written: 0,
@@ -245,14 +286,29 @@ const run = (target: Target, dir: string) =>
       failed: [],
       reads: 0,
       staleReads: 0,
-      failedReads: 0
+      failedReads: 0,
+      modes: new Set(),
+      transitions: []
     }
-    const until = started + Duration.toMillis(LOAD)
+    yield* db.breaker.changes.pipe(
+      Stream.runForEach((change) =>
+        Effect.flatMap(at, (time) => {
+          tally.transitions.push(`${change.from} -> ${change.to}`)
+          return Console.log(`${time}  breaker ${change.from} -> ${change.to} (${change.reason}); mode: ${
+            change.to === "Open" ? "read-only" : change.to === "Closed" ? "read-write" : "probing"
+          }`)
+        })
+      ),
+      Effect.forkScoped
+    )
+
+    const until = started + Duration.toMillis(times.load)
 
     const client = (c: number) =>
       Effect.gen(function*() {
         let n = 0
-        while (Date.now() < until) {
+        while ((yield* now) < until) {
+          tally.modes.add(yield* db.mode)
           const order: Order = { id: `c${c}-${n++}`, customer: `customer-${c}`, sku: "widget", cents: 1999 }
           const result = yield* Effect.either(outbox.write(order))
           if (result._tag === "Right") {
@@ -276,7 +332,7 @@ const run = (target: Target, dir: string) =>
     const report = Effect.gen(function*() {
       const metrics = yield* outbox.metrics
       yield* Console.log(
-        `${at()}  mode ${(yield* db.mode).padEnd(9)} acknowledged ${String(tally.acknowledged.length).padStart(5)}` +
+        `${yield* at}  mode ${(yield* db.mode).padEnd(9)} acknowledged ${String(tally.acknowledged.length).padStart(5)}` +
           ` (written ${String(tally.written).padStart(5)}, queued ${String(tally.queued).padStart(5)})` +
           `  outbox depth ${String(metrics.depth).padStart(5)}, replayed ${String(metrics.replayed).padStart(5)}` +
           `  reads ${tally.reads} (stale ${tally.staleReads}, failed ${tally.failedReads})`
@@ -284,27 +340,29 @@ const run = (target: Target, dir: string) =>
     })
     const reporter = yield* Effect.forkScoped(Effect.repeat(Effect.delay(report, "1 second"), Schedule.forever))
 
-    const timeline = Effect.gen(function*() {
-      yield* Effect.sleep(OUTAGE_START)
-      yield* Console.log(`${at()}  OUTAGE: ${target.outageDescription}`)
+    const outageTimeline = Effect.gen(function*() {
+      yield* Effect.sleep(times.outageStart)
+      yield* Console.log(`${yield* at}  OUTAGE: ${target.outageDescription}`)
       const end = yield* target.outage(db)
-      const outageBegan = Date.now()
-      yield* Effect.sleep(Duration.subtract(OUTAGE_END, OUTAGE_START))
+      const outageBegan = yield* now
+      yield* Effect.sleep(Duration.subtract(times.outageEnd, times.outageStart))
       yield* end
-      const backAt = Date.now()
-      yield* Console.log(`${at()}  the database is back after ${seconds(backAt - outageBegan).trim()}s`)
+      const backAt = yield* now
+      yield* Console.log(`${yield* at}  the database is back after ${seconds(backAt - outageBegan).trim()}s`)
       yield* outbox.awaitEmpty
-      const drainedIn = Date.now() - backAt
-      yield* Console.log(`${at()}  the outbox is empty, ${seconds(drainedIn).trim()}s after the database came back`)
+      const drainedIn = (yield* now) - backAt
+      yield* Console.log(
+        `${yield* at}  the outbox is empty, ${seconds(drainedIn).trim()}s after the database came back`
+      )
       return drainedIn
     })
 
-    const timelineFiber = yield* Effect.fork(timeline)
-    yield* Effect.forEach(Array.from({ length: CLIENTS }, (_, c) => c), client, {
+    const timelineFiber = yield* Effect.fork(outageTimeline)
+    yield* Effect.forEach(Array.from({ length: times.clients }, (_, c) => c), client, {
       concurrency: "unbounded",
       discard: true
     })
-    yield* Console.log(`${at()}  load over; waiting for the outbox to drain`)
+    yield* Console.log(`${yield* at}  load over; waiting for the outbox to drain`)
     const drainedIn = yield* Fiber.join(timelineFiber).pipe(Effect.timeout("20 seconds"))
     yield* outbox.awaitEmpty
     yield* Fiber.interrupt(reporter)
@@ -334,31 +392,61 @@ const run = (target: Target, dir: string) =>
       `refused ${metrics.refused}, dead letters ${metrics.deadLettered}; ` +
       `emptied ${seconds(drainedIn).trim()}s after the database came back`)
     yield* Console.log(`reads: ${tally.reads}, of which stale ${tally.staleReads}, failed ${tally.failedReads}`)
+    yield* Console.log(`modes seen: ${[...tally.modes].join(", ")}; breaker: ${tally.transitions.join(", ")}`)
     const ok = missing.length === 0 && rows === distinct && rows === tally.acknowledged.length &&
       taken === rows && tally.failed.length === 0 && tally.failedReads === 0
     yield* Console.log(ok ? "\nOK: every acknowledged order is in the database exactly once." : "\nFAILED")
     if (!ok) {
       for (const failure of tally.failed.slice(0, 5)) yield* Console.log(`  ${failure}`)
-      return yield* Effect.die(new Error("the count does not match"))
     }
+    const summary: Summary = {
+      acknowledged: tally.acknowledged.length,
+      written: tally.written,
+      queued: tally.queued,
+      failedWrites: tally.failed.length,
+      reads: tally.reads,
+      staleReads: tally.staleReads,
+      failedReads: tally.failedReads,
+      modes: [...tally.modes],
+      transitions: tally.transitions,
+      rows,
+      distinctIds: distinct,
+      widgetsTaken: taken,
+      missing: missing.length,
+      replayed: metrics.replayed,
+      ok
+    }
+    return summary
   })
 
+/** A temp dir for the outbox's journal (and the SQLite file), removed at the end. */
+export const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-resilience-orders-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** The default run, on the embedded SQLite file with the chaos outage, as a function. */
+export const runSqlite = (times: Timeline = timeline) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const target = sqliteTarget(dir, times)
+    return yield* run(target, dir, times).pipe(Effect.provide(Layer.merge(target.layer, Cache.layerMemory())))
+  }).pipe(Effect.scoped)
+
 const main = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-resilience-orders-"))),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  const url = process.env["DATABASE_URL"]
+  const dir = yield* tempDir
+  const url = yield* Config.option(Config.redacted("DATABASE_URL"))
   const target = process.argv.includes("--postgres")
     ? yield* Effect.acquireRelease(pgOwnedTarget, (owned) => owned.close)
-    : url !== undefined && url.trim() !== ""
-    ? pgLockTarget(url)
+    : Option.isSome(url) && Redacted.value(url.value).trim() !== ""
+    ? pgLockTarget(url.value)
     : sqliteTarget(dir)
-  yield* run(target, dir).pipe(Effect.provide(Layer.merge(target.layer, Cache.layerMemory())))
+  const summary = yield* run(target, dir).pipe(Effect.provide(Layer.merge(target.layer, Cache.layerMemory())))
+  if (!summary.ok) return yield* Effect.die(new Error("the count does not match"))
 }).pipe(
   Effect.scoped,
   // The program prints its own timeline; the library's warnings (stale reads, retries) are quiet.
   Logger.withMinimumLogLevel(LogLevel.Error)
 )
 
-NodeRuntime.runMain(main)
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) NodeRuntime.runMain(main)
