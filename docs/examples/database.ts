@@ -16,7 +16,8 @@ import * as Sqlite from "effect-resilience/Sql/Sqlite"
 // The embedded default: a SQLite file.
 export const Embedded = Sqlite.layer({ filename: "orders.sqlite", name: "orders" })
 
-// PostgreSQL, chosen by the environment: DATABASE_URL set means PostgreSQL.
+// PostgreSQL, chosen by the environment: DATABASE_URL set means PostgreSQL. The URL is
+// read redacted: its password never reaches an error, a log line or a span.
 export const Production = Pg.layerConfig(
   { url: Config.redacted("DATABASE_URL"), maxConnections: Config.succeed(20) },
   { name: "orders", timeout: "5 seconds" }
@@ -24,7 +25,7 @@ export const Production = Pg.layerConfig(
 
 export const Database = Layer.unwrapEffect(
   Effect.map(
-    Config.option(Config.string("DATABASE_URL")),
+    Config.option(Config.redacted("DATABASE_URL")),
     (url) => (url._tag === "Some" ? Production : Embedded)
   )
 )
