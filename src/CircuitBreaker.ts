@@ -153,9 +153,11 @@ export {
   /**
    * The failure a protected call fails with when the breaker does not run it:
    * `breaker` (name), `retryAfter` (zero when a retry is allowed now; what remains of the
-   * open period for `Open`; for `HalfOpenFull`, the time until the earliest busy probe's
-   * permit expires (zero when turned away by `recoveryFactor`); infinite for `ForcedOpen`) and
-   * `reason`.
+   * open period for `Open`; for `HalfOpenFull` and `ProbePending`, the time until the earliest
+   * busy probe's permit expires (zero when turned away by `recoveryFactor`); infinite for
+   * `ForcedOpen`) and `reason`: `Open`, `HalfOpenFull`, `ForcedOpen`, or `ProbePending` (the
+   * caller's own probe outlasted `probePatience` and goes on in the background). Rejections
+   * carry no stack trace of the call site: they are expected outcomes, made on the fail-fast path.
    *
    * @since 0.1.0
    * @category errors
@@ -266,6 +268,13 @@ export declare namespace CircuitBreaker {
      * the probe. Calls admitted while `Closed` always run in the caller's fiber.
      */
     readonly probePatience?: Duration.DurationInput | undefined
+    /**
+     * Tags this breaker's metrics with `breaker=<name>` (default `false`). Effect keeps an
+     * entry per distinct set of tags for the life of the process: turn it on for a fixed set
+     * of breakers, keep it off for breakers made per key (per tenant, per host), and tag
+     * those with `Effect.tagMetrics` around the calls instead, with a bounded set of values.
+     */
+    readonly tagMetricsWithName?: boolean | undefined
   }
 }
 
@@ -415,8 +424,9 @@ export const config: (name: string) => Config.Config<Omit<CircuitBreaker.Options
 export const isCircuitBreaker: (u: unknown) => u is CircuitBreaker = internal.isCircuitBreaker
 
 /**
- * The gauge of every breaker's state (0 closed, 1 half-open, 2 open), tagged `breaker`.
- * Forced states report as closed (0) or open (2).
+ * The gauge of breakers' state (0 closed, 1 half-open, 2 open), updated on each transition
+ * with the tags of the fiber that caused it (`Effect.tagMetrics`), plus `breaker=<name>` for
+ * breakers made with `tagMetricsWithName`. Forced states report as closed (0) or open (2).
  *
  * @since 0.1.0
  * @category metrics
@@ -424,8 +434,9 @@ export const isCircuitBreaker: (u: unknown) => u is CircuitBreaker = internal.is
 export const stateMetric: Metric.Metric.Gauge<number> = internal.stateGauge
 
 /**
- * The counter of calls, tagged `breaker` and `outcome`: `success`, `failure`, `rejected`,
- * `ignored`, `interrupted`, and `slow` (counted in addition to success or failure).
+ * The counter of calls, tagged `outcome`: `success`, `failure`, `rejected`, `ignored`,
+ * `interrupted`, and `slow` (counted in addition to success or failure), with the caller's
+ * tags (`Effect.tagMetrics`), plus `breaker=<name>` with `tagMetricsWithName`.
  *
  * @since 0.1.0
  * @category metrics
@@ -433,7 +444,8 @@ export const stateMetric: Metric.Metric.Gauge<number> = internal.stateGauge
 export const callsMetric: Metric.Metric.Counter<number> = internal.callsCounter
 
 /**
- * The counter of state changes, tagged `breaker` and `to` (the state entered).
+ * The counter of state changes, tagged `to` (the state entered), with the tags of the fiber
+ * that caused the change, plus `breaker=<name>` with `tagMetricsWithName`.
  *
  * @since 0.1.0
  * @category metrics
@@ -441,7 +453,8 @@ export const callsMetric: Metric.Metric.Counter<number> = internal.callsCounter
 export const stateChangesMetric: Metric.Metric.Counter<number> = internal.stateChangesCounter
 
 /**
- * The histogram of call durations in milliseconds (successes and failures), tagged `breaker`.
+ * The histogram of call durations in milliseconds (successes and failures), with the caller's
+ * tags, plus `breaker=<name>` with `tagMetricsWithName`.
  *
  * @since 0.1.0
  * @category metrics

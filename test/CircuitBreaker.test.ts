@@ -5,6 +5,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Equal,
   Exit,
   Fiber,
   Logger,
@@ -160,6 +161,29 @@ describe("CircuitBreaker", () => {
         expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(45_000)
         expect(yield* breaker.isCallPermitted).toBe(false)
         expect((yield* breaker.metrics).rejectedCalls).toBe(1)
+      }))
+
+    it.effect("a rejection is a real CircuitBreakerOpen: instanceof, catchTag, equality, message and stack", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("rejection"), failureThreshold: 1 })
+        yield* fail(breaker)
+        const rejected = yield* breaker.protect(Effect.void).pipe(Effect.flip)
+        const constructed = new CircuitBreaker.CircuitBreakerOpen({
+          breaker: breaker.name,
+          retryAfter: Duration.seconds(60),
+          reason: "Open"
+        })
+        expect(rejected).toBeInstanceOf(CircuitBreaker.CircuitBreakerOpen)
+        expect(rejected).toBeInstanceOf(Error)
+        expect(Equal.equals(rejected, constructed)).toBe(true)
+        expect(Object.keys(rejected)).toEqual(Object.keys(constructed))
+        expect(rejected.message).toBe(constructed.message)
+        expect(String(rejected.stack)).toContain(constructed.message)
+        expect(JSON.stringify(rejected)).toBe(JSON.stringify(constructed))
+        const caught = yield* breaker.protect(Effect.void).pipe(
+          Effect.catchTag("CircuitBreakerOpen", (error) => Effect.succeed(error.reason))
+        )
+        expect(caught).toBe("Open")
       }))
 
     it.scoped("becomes HalfOpen lazily once the open duration has passed, with no timer", () =>
@@ -367,6 +391,112 @@ describe("CircuitBreaker", () => {
         yield* Deferred.succeed(probe.gate, "slow")
         yield* Fiber.join(probe.fiber)
         expect(yield* breaker.state).toBe("Open")
+      }))
+  })
+
+  describe("probePatience", () => {
+    const patientBreaker = Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: uniqueName("patience"),
+        failureThreshold: 1,
+        successThreshold: 1,
+        resetTimeout: "10 seconds",
+        probePatience: "100 millis"
+      })
+      yield* fail(breaker)
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* breaker.state).toBe("HalfOpen")
+      return breaker
+    })
+
+    it.effect("a probe slower than probePatience goes on in the background and still closes the breaker", () =>
+      Effect.gen(function*() {
+        const breaker = yield* patientBreaker
+        const answered = yield* Ref.make(false)
+        const caller = yield* breaker.protect(
+          Effect.zipRight(Effect.sleep("5 seconds"), Ref.set(answered, true))
+        ).pipe(Effect.flip, Effect.fork)
+        yield* TestClock.adjust("99 millis")
+        expect(caller.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 milli")
+        const error = yield* Fiber.join(caller)
+        expect(error).toBeInstanceOf(CircuitBreaker.CircuitBreakerOpen)
+        expect(error._tag).toBe("CircuitBreakerOpen")
+        if (!(error instanceof CircuitBreaker.CircuitBreakerOpen)) return
+        expect(error.reason).toBe("ProbePending")
+        // The probe holds its permit for one open duration: 9.9 s remain.
+        expect(Duration.toMillis(error.retryAfter)).toBe(9_900)
+        expect(yield* breaker.isCallPermitted).toBe(false)
+        const other = yield* breaker.protect(Effect.succeed("other")).pipe(Effect.flip)
+        expect(other).toMatchObject({ _tag: "CircuitBreakerOpen", reason: "HalfOpenFull" })
+        expect((yield* breaker.metrics).probesInFlight).toBe(1)
+        yield* TestClock.adjust("4900 millis")
+        expect(yield* Ref.get(answered)).toBe(true)
+        expect(yield* breaker.state).toBe("Closed")
+        const m = yield* breaker.metrics
+        expect(m.successfulCalls).toBe(1)
+        expect(m.rejectedCalls).toBe(1)
+      }))
+
+    it.scoped("a background probe that fails reopens the breaker from when it ended", () =>
+      Effect.gen(function*() {
+        const breaker = yield* patientBreaker
+        const changes = yield* recordChanges(breaker)
+        const error = yield* breaker.protect(Effect.zipRight(Effect.sleep("3 seconds"), Effect.fail("down"))).pipe(
+          Effect.flip,
+          Effect.fork
+        )
+        yield* TestClock.adjust("100 millis")
+        expect(yield* Fiber.join(error)).toMatchObject({ reason: "ProbePending" })
+        yield* TestClock.adjust("2900 millis")
+        expect(yield* breaker.state).toBe("Open")
+        expect(Duration.toMillis(yield* breaker.retryAfter)).toBe(10_000)
+        expect(transitions(yield* changes)).toEqual(["HalfOpen->Open:ProbeFailed"])
+      }))
+
+    it.effect("a probe that answers within probePatience answers its caller", () =>
+      Effect.gen(function*() {
+        const breaker = yield* patientBreaker
+        const caller = yield* breaker.protect(Effect.as(Effect.sleep("99 millis"), "fresh")).pipe(Effect.fork)
+        yield* TestClock.adjust("99 millis")
+        expect(yield* Fiber.join(caller)).toBe("fresh")
+        expect(yield* breaker.state).toBe("Closed")
+        yield* TestClock.adjust("10 seconds")
+        const reopened = yield* CircuitBreaker.make({
+          name: uniqueName("patience-fail"),
+          failureThreshold: 1,
+          resetTimeout: "1 second",
+          probePatience: "1 second"
+        })
+        yield* fail(reopened)
+        yield* TestClock.adjust("1 second")
+        expect(yield* fail(reopened, "still down")).toBe("still down")
+        expect(yield* reopened.state).toBe("Open")
+      }))
+
+    it.effect("interrupting the caller before probePatience interrupts the probe and gives its permit back", () =>
+      Effect.gen(function*() {
+        const breaker = yield* patientBreaker
+        const answered = yield* Ref.make(false)
+        const caller = yield* breaker.protect(
+          Effect.zipRight(Effect.sleep("5 seconds"), Ref.set(answered, true))
+        ).pipe(Effect.fork)
+        yield* TestClock.adjust("50 millis")
+        yield* Fiber.interrupt(caller)
+        expect((yield* breaker.metrics).probesInFlight).toBe(0)
+        expect((yield* breaker.metrics).interruptedCalls).toBe(1)
+        expect(yield* breaker.isCallPermitted).toBe(true)
+        expect(yield* breaker.state).toBe("HalfOpen")
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* Ref.get(answered)).toBe(false)
+      }))
+
+    it.effect("calls admitted while Closed are not subject to probePatience", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("patience-closed"), probePatience: "100 millis" })
+        const caller = yield* breaker.protect(Effect.as(Effect.sleep("5 seconds"), "slow")).pipe(Effect.fork)
+        yield* TestClock.adjust("5 seconds")
+        expect(yield* Fiber.join(caller)).toBe("slow")
       }))
   })
 
@@ -1059,7 +1189,9 @@ describe("CircuitBreaker", () => {
         expect(options.slowCallRateThreshold).toBe(0.8)
         expect(options.recoveryFactor).toBe(0.25)
         expect(Duration.toMillis(options.probePatience!)).toBe(50)
-        const counted = yield* CircuitBreaker.config("db").pipe(Effect.withConfigProvider(env([["DB_WINDOW_SIZE", "7"]])))
+        const counted = yield* CircuitBreaker.config("db").pipe(
+          Effect.withConfigProvider(env([["DB_WINDOW_SIZE", "7"]]))
+        )
         expect(counted.window).toEqual({ _tag: "Count", size: 7 })
         const invalid = yield* CircuitBreaker.config("db").pipe(
           Effect.withConfigProvider(env([["DB_MINIMUM_CALLS", "ten"]])),
@@ -1084,10 +1216,10 @@ describe("CircuitBreaker", () => {
   })
 
   describe("observability", () => {
-    it.effect("updates Effect metrics tagged with the breaker name", () =>
+    it.effect("updates Effect metrics tagged with the breaker name when tagMetricsWithName is set", () =>
       Effect.gen(function*() {
         const name = uniqueName("metrics")
-        const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 2 })
+        const breaker = yield* CircuitBreaker.make({ name, failureThreshold: 2, tagMetricsWithName: true })
         yield* succeed(breaker)
         yield* fail(breaker)
         yield* fail(breaker)
@@ -1113,6 +1245,65 @@ describe("CircuitBreaker", () => {
         expect(opened.count).toBe(1)
         const durations = yield* CircuitBreaker.callDurationMetric.pipe(Metric.tagged("breaker", name), Metric.value)
         expect(durations.count).toBe(3)
+      }))
+
+    it.effect("metrics carry the tags the caller sets with Effect.tagMetrics, on every metric", () =>
+      Effect.gen(function*() {
+        const tenant = uniqueName("tenant")
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("ambient"),
+          failureThreshold: 2,
+          resetTimeout: "1 second",
+          successThreshold: 1
+        })
+        yield* Effect.gen(function*() {
+          yield* succeed(breaker)
+          yield* fail(breaker)
+          yield* fail(breaker)
+          yield* succeed(breaker).pipe(Effect.flip)
+          yield* breaker.protect(Effect.fail(new Error("never run"))).pipe(Effect.flip)
+        }).pipe(Effect.tagMetrics("tenant", tenant))
+        const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, labels: ReadonlyArray<string>) =>
+          metric.pipe(
+            Metric.taggedWithLabels(labels.map((label) => {
+              const [key, value] = label.split("=")
+              return MetricLabel.make(key!, value!)
+            })),
+            Metric.value,
+            Effect.tagMetrics("tenant", tenant)
+          )
+        const calls = (outcome: string) =>
+          Effect.map(tagged(CircuitBreaker.callsMetric, [`outcome=${outcome}`]), (state) => state.count)
+        expect(yield* calls("success")).toBe(1)
+        expect(yield* calls("failure")).toBe(2)
+        expect(yield* calls("rejected")).toBe(2)
+        expect(yield* calls("ignored")).toBe(0)
+        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(2)
+        expect((yield* tagged(CircuitBreaker.stateChangesMetric, ["to=Open"])).count).toBe(1)
+        expect((yield* tagged(CircuitBreaker.callDurationMetric, [])).count).toBe(3)
+        // The lazy transition, observed by a read under the caller's tags, carries them too.
+        yield* TestClock.adjust("1 second")
+        yield* breaker.state.pipe(Effect.tagMetrics("tenant", tenant))
+        expect((yield* tagged(CircuitBreaker.stateChangesMetric, ["to=HalfOpen"])).count).toBe(1)
+        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(1)
+        // Every series of the snapshot that carries the tenant tag is one of ours, with it.
+        const series = (yield* Metric.snapshot).filter((pair) =>
+          pair.metricKey.tags.some((label) => label.key === "tenant" && label.value === tenant)
+        )
+        expect(new Set(series.map((pair) => pair.metricKey.name))).toEqual(
+          new Set([
+            "effect_resilience_circuit_breaker_calls_total",
+            "effect_resilience_circuit_breaker_state",
+            "effect_resilience_circuit_breaker_state_changes_total",
+            "effect_resilience_circuit_breaker_call_duration_ms"
+          ])
+        )
+        // Untagged by name by default: no series names this breaker.
+        const all = yield* Metric.snapshot
+        const named = all.filter((pair) =>
+          pair.metricKey.tags.some((label) => label.key === "breaker" && label.value === breaker.name)
+        )
+        expect(named).toEqual([])
       }))
 
     it.effect("logs every transition with the breaker name", () =>

@@ -1,15 +1,19 @@
+import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import type * as MutableRef from "effect/MutableRef"
 import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
@@ -21,7 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as CB from "../CircuitBreaker.js"
 import { InvalidOptions } from "../InvalidOptions.js"
-import { CircuitBreakerOpen } from "./circuitBreakerOpen.js"
+import { CircuitBreakerOpen, unsafeMakeWithoutStack } from "./circuitBreakerOpen.js"
 import * as Machine from "./circuitBreakerState.js"
 import * as Options from "./options.js"
 import * as Window from "./window.js"
@@ -61,25 +65,72 @@ export const durationHistogram = Metric.histogram(
 const stateValue = (state: CB.State): number =>
   state === "HalfOpen" ? 1 : state === "Open" || state === "ForcedOpen" ? 2 : 0
 
-/** Label arrays are built once per breaker: Effect caches metric hooks by array identity. */
-const makeLabels = (name: string) => {
-  const base = MetricLabel.make("breaker", name)
-  const outcome = (value: string) => [base, MetricLabel.make("outcome", value)] as const
+type Outcome = Machine.Outcome | "rejected" | "slow"
+
+/**
+ * The label arrays of one breaker's metric updates for one set of ambient tags (the calling
+ * fiber's `Effect.tagMetrics`): the breaker's own labels, the update's own label (`outcome`,
+ * `to`), then the ambient ones, as `Metric.tagged` + ambient tags would give.
+ */
+interface LabelSet {
+  readonly base: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly outcome: Readonly<Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>>
+  readonly to: Readonly<Record<CB.State, ReadonlyArray<MetricLabel.MetricLabel>>>
+}
+
+const outcomes: ReadonlyArray<Outcome> = ["success", "failure", "ignored", "interrupted", "rejected", "slow"]
+const states: ReadonlyArray<CB.State> = ["Closed", "Open", "HalfOpen", "ForcedOpen", "ForcedClosed"]
+
+const makeLabelSet = (
+  own: ReadonlyArray<MetricLabel.MetricLabel>,
+  ambient: ReadonlyArray<MetricLabel.MetricLabel>
+): LabelSet => {
+  const join = (extra: ReadonlyArray<MetricLabel.MetricLabel>) => Arr.union([...own, ...extra], ambient)
   return {
-    breaker: [base],
-    success: outcome("success"),
-    failure: outcome("failure"),
-    rejected: outcome("rejected"),
-    ignored: outcome("ignored"),
-    interrupted: outcome("interrupted"),
-    slow: outcome("slow"),
-    to: {
-      Closed: [base, MetricLabel.make("to", "Closed")],
-      Open: [base, MetricLabel.make("to", "Open")],
-      HalfOpen: [base, MetricLabel.make("to", "HalfOpen")],
-      ForcedOpen: [base, MetricLabel.make("to", "ForcedOpen")],
-      ForcedClosed: [base, MetricLabel.make("to", "ForcedClosed")]
+    base: join([]),
+    outcome: Object.fromEntries(
+      outcomes.map((outcome) => [outcome, join([MetricLabel.make("outcome", outcome)])])
+    ) as unknown as Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>,
+    to: Object.fromEntries(
+      states.map((state) => [state, join([MetricLabel.make("to", state)])])
+    ) as unknown as Record<CB.State, ReadonlyArray<MetricLabel.MetricLabel>>
+  }
+}
+
+/**
+ * Label sets of breakers that are not tagged with their name, shared by all of them: Effect
+ * keeps a registry entry per distinct label set for the life of the process, so breakers
+ * that come and go by the thousand add nothing to it. Keyed by the ambient array (Effect's
+ * own hook cache is keyed by array identity too), weakly, so they go when the tags go.
+ */
+const untagged = makeLabelSet([], [])
+const untaggedByAmbient = new WeakMap<ReadonlyArray<MetricLabel.MetricLabel>, LabelSet>()
+
+/** Where a breaker finds the label set of a metric update made by a fiber. */
+class Labels {
+  private lastAmbient: ReadonlyArray<MetricLabel.MetricLabel> | undefined = undefined
+  private lastSet: LabelSet | undefined = undefined
+  constructor(readonly own: ReadonlyArray<MetricLabel.MetricLabel>) {}
+
+  of(ambient: ReadonlyArray<MetricLabel.MetricLabel>): LabelSet {
+    if (this.own.length === 0) {
+      if (ambient.length === 0) return untagged
+      let found = untaggedByAmbient.get(ambient)
+      if (found === undefined) {
+        found = makeLabelSet([], ambient)
+        untaggedByAmbient.set(ambient, found)
+      }
+      return found
     }
+    if (ambient !== this.lastAmbient || this.lastSet === undefined) {
+      this.lastAmbient = ambient
+      this.lastSet = makeLabelSet(this.own, ambient)
+    }
+    return this.lastSet
+  }
+
+  ofFiber(fiber: Fiber.RuntimeFiber<unknown, unknown>): LabelSet {
+    return this.of(fiber.getFiberRef(FiberRef.currentMetricLabels))
   }
 }
 
@@ -97,6 +148,7 @@ interface Resolved<E> {
   readonly isFailure: ((error: E) => boolean) | undefined
   /** ms; undefined when callers wait for their probe. */
   readonly probePatience: number | undefined
+  readonly tagMetricsWithName: boolean
 }
 
 /** @internal */
@@ -201,10 +253,21 @@ export const resolveOptions = <E>(input: CB.CircuitBreaker.Options<E>): Either.E
     const probePatience = options.probePatience === undefined
       ? undefined
       : Duration.toMillis(yield* Options.duration(MODULE, "probePatience", options.probePatience, Duration.zero))
+    if (options.tagMetricsWithName !== undefined && typeof options.tagMetricsWithName !== "boolean") {
+      return yield* Either.left(
+        new InvalidOptions({
+          module: MODULE,
+          field: "tagMetricsWithName",
+          expected: "a boolean",
+          received: options.tagMetricsWithName
+        })
+      )
+    }
     return {
       name,
       resetTimeout,
       probePatience,
+      tagMetricsWithName: options.tagMetricsWithName === true,
       openSchedule: options.openSchedule,
       isFailure: options.isFailure,
       config: {
@@ -273,80 +336,173 @@ const messageOf = (error: unknown): string => {
 const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(Math.max(0, millis))
 
+const rejection = (breaker: string, reason: CircuitBreakerOpen["reason"], retryAfter: number): CircuitBreakerOpen =>
+  unsafeMakeWithoutStack(breaker, toDuration(retryAfter), reason)
+
 /**
- * A rejection is an expected outcome, and the fail-fast path must stay cheap: its error
- * carries no stack trace (capturing one costs more than the rest of the rejection).
+ * The synchronous cell behind the breaker's `Ref`: the fused steps of `protect` and of the
+ * reads apply the pure transitions to the Ref's state inside one fiber step, which is as
+ * atomic as `Ref.modify` (nothing else runs between reading and writing it).
  */
-const rejection = (breaker: string, decision: Machine.Rejection): CircuitBreakerOpen => {
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    return new CircuitBreakerOpen({ breaker, retryAfter: toDuration(decision.retryAfter), reason: decision.reason })
-  } finally {
-    Error.stackTraceLimit = limit
-  }
+interface Cell<A> {
+  readonly get: () => A
+  readonly set: (value: A) => void
 }
+
+const MutableRefTypeId = Symbol.for("effect/MutableRef")
+
+const cellOf = <A>(ref: Ref.Ref<A>): Cell<A> => {
+  // Effect 3's Ref keeps its value in a MutableRef; any other Ref is driven through its API.
+  const inner = (ref as unknown as { readonly ref?: unknown }).ref
+  if (hasProperty(inner, MutableRefTypeId) && hasProperty(inner, "current")) {
+    const mutable = inner as unknown as MutableRef.MutableRef<A>
+    return {
+      get: () => mutable.current,
+      set: (value) => {
+        mutable.current = value
+      }
+    }
+  }
+  return { get: () => Effect.runSync(Ref.get(ref)), set: (value) => Effect.runSync(Ref.set(ref, value)) }
+}
+
+/** The clock of a fiber, read from its default services as `Effect.clockWith` does, without a step. */
+const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock)
 
 class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   readonly [TypeId]: CB.TypeId = TypeId
   readonly name: string
-  readonly labels: ReturnType<typeof makeLabels>
+  readonly config: Machine.Config
+  readonly cell: Cell<Machine.State>
+  /** Made by the first subscriber: a breaker nobody listens to publishes nothing. */
+  pubsub: PubSub.PubSub<Machine.Transition> | undefined = undefined
 
   constructor(
     readonly resolved: Resolved<E>,
     readonly ref: Ref.Ref<Machine.State>,
-    readonly pubsub: PubSub.PubSub<Machine.Transition>
+    readonly labels: Labels
   ) {
     this.name = resolved.name
-    this.labels = makeLabels(resolved.name)
+    this.config = resolved.config
+    this.cell = cellOf(ref)
   }
 
+  /**
+   * One fiber step decides: the clock is read from the fiber's services and the admission
+   * applied to the state in the same step; the call runs restored to the caller's
+   * interruptibility, and its outcome is recorded synchronously in the continuation. The
+   * mask makes the bookkeeping survive an interruption anywhere between admission and record.
+   */
   protect = <A, E2, R>(effect: Effect.Effect<A, E2, R>): Effect.Effect<A, E2 | CircuitBreakerOpen, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.clockWith((clock) => {
-        const startedAt = clock.unsafeCurrentTimeMillis()
-        return Effect.flatMap(
-          Ref.modify(this.ref, (state) => {
-            const [decision, next, effects] = Machine.acquire(state, startedAt, this.resolved.config)
-            return [[decision, effects] as const, next]
-          }),
-          ([decision, effects]): Effect.Effect<A, E2 | CircuitBreakerOpen, R> => {
-            if (decision._tag === "Rejected") {
-              callsCounter.unsafeUpdate(1, this.labels.rejected)
-              const error = rejection(this.name, decision)
-              return effects === noEffects
-                ? Effect.fail(error)
-                : Effect.zipRight(this.apply(effects, startedAt), Effect.fail(error))
-            }
-            // Already inside the mask: release runs uninterruptibly on every exit of the call.
-            const run = Effect.matchCauseEffect(restore(effect), {
-              onFailure: (cause) =>
-                Effect.zipRight(
-                  this.release(decision, Exit.failCause(cause), clock, startedAt),
-                  Effect.failCause(cause)
-                ),
-              onSuccess: (value) => Effect.as(this.release(decision, Exit.void, clock, startedAt), value)
-            })
-            return effects === noEffects ? run : Effect.zipRight(this.apply(effects, startedAt), run)
-          }
-        )
-      })
+      Effect.withFiberRuntime<A, E2 | CircuitBreakerOpen, R>((fiber) => this.admit(fiber, restore, effect))
     )
 
-  release(
-    admission: Machine.Admission,
-    exit: Exit.Exit<unknown, unknown>,
+  admit<A, E2, R>(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
+    effect: Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E2 | CircuitBreakerOpen, R> {
+    const clock = clockOf(fiber)
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    const state = this.cell.get()
+    if (state.isolations === 0 && (state.status === "Closed" || state.status === "ForcedClosed")) {
+      // The common case decides nothing: the call runs under the current epoch.
+      return this.run(fiber, clock, restore(effect), state.epoch, -1, startedAt)
+    }
+    const [decision, next, effects] = Machine.acquire(state, startedAt, this.config)
+    if (next !== state) this.cell.set(next)
+    if (decision._tag === "Rejected") {
+      const labels = this.labels.ofFiber(fiber)
+      callsCounter.unsafeUpdate(1, labels.outcome.rejected)
+      const error = rejection(this.name, decision.reason, decision.retryAfter)
+      return effects === noEffects
+        ? Effect.fail(error)
+        : Effect.zipRight(this.apply(effects, labels), Effect.fail(error))
+    }
+    const patience = this.resolved.probePatience
+    const admitted = decision.probe >= 0 && patience !== undefined
+      ? this.runPatiently(fiber, clock, restore, effect, decision.epoch, decision.probe, startedAt, patience)
+      : this.run(fiber, clock, restore(effect), decision.epoch, decision.probe, startedAt)
+    return effects === noEffects ? admitted : Effect.zipRight(this.apply(effects, this.labels.ofFiber(fiber)), admitted)
+  }
+
+  /** Runs an admitted call (already restored) and records its outcome in the continuation. */
+  run<A, E2, R>(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
     clock: Clock.Clock,
+    call: Effect.Effect<A, E2, R>,
+    epoch: number,
+    probe: number,
     startedAt: number
-  ): Effect.Effect<void> {
+  ): Effect.Effect<A, E2, R> {
+    return Effect.matchCauseEffect(call, {
+      onFailure: (cause) => {
+        const effects = this.record(fiber, clock, epoch, probe, startedAt, cause)
+        return effects === noEffects
+          ? Effect.failCause(cause)
+          : Effect.zipRight(this.apply(effects, this.labels.ofFiber(fiber)), Effect.failCause(cause))
+      },
+      onSuccess: (value) => {
+        const effects = this.record(fiber, clock, epoch, probe, startedAt, undefined)
+        return effects === noEffects
+          ? Effect.succeed(value)
+          : Effect.as(this.apply(effects, this.labels.ofFiber(fiber)), value)
+      }
+    })
+  }
+
+  /**
+   * A half-open probe under `probePatience`: it runs in a daemon fiber, where its outcome is
+   * recorded as any call's; its caller waits for it at most `patience`, then fails with
+   * `ProbePending` and leaves it running. Interrupting the caller while it waits interrupts
+   * the probe, which gives its permit back.
+   */
+  runPatiently<A, E2, R>(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    clock: Clock.Clock,
+    restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
+    effect: Effect.Effect<A, E2, R>,
+    epoch: number,
+    probe: number,
+    startedAt: number,
+    patience: number
+  ): Effect.Effect<A, E2 | CircuitBreakerOpen, R> {
+    const probeRun = this.run(fiber, clock, restore(effect), epoch, probe, startedAt)
+    return Effect.flatMap(Effect.forkDaemon(probeRun), (child) =>
+      Effect.onInterrupt(
+        restore(Effect.timeoutTo(Fiber.await(child), {
+          duration: patience,
+          onSuccess: (exit): Effect.Effect<A, E2 | CircuitBreakerOpen> => exit,
+          onTimeout: () =>
+            Effect.withFiberRuntime<A, CircuitBreakerOpen>((waiting) => {
+              const now = clockOf(waiting).unsafeCurrentTimeMillis()
+              const current = Machine.observeAt(this.cell.get(), now)[0]
+              return Effect.fail(rejection(this.name, "ProbePending", Machine.retryAfter(current, now, this.config)))
+            })
+        })),
+        () => Fiber.interrupt(child)
+      ).pipe(Effect.flatten))
+  }
+
+  /** Records the outcome of a call that ended (`cause` undefined: it succeeded); returns what to apply. */
+  record(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    clock: Clock.Clock,
+    epoch: number,
+    probe: number,
+    startedAt: number,
+    cause: Cause.Cause<unknown> | undefined
+  ): Machine.Effects {
     const endedAt = clock.unsafeCurrentTimeMillis()
     const duration = endedAt - startedAt
     let outcome: Machine.Outcome
     let message = ""
-    if (exit._tag === "Success") {
+    if (cause === undefined) {
       outcome = "success"
     } else {
-      const failure = Cause.failureOption(exit.cause)
+      const failure = Cause.failureOption(cause)
       if (Option.isSome(failure)) {
         if (this.resolved.isFailure === undefined || this.resolved.isFailure(failure.value as E)) {
           outcome = "failure"
@@ -354,62 +510,51 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
         } else {
           outcome = "ignored"
         }
-      } else if (Cause.isInterruptedOnly(exit.cause)) {
+      } else if (Cause.isInterruptedOnly(cause)) {
         outcome = "interrupted"
       } else {
         outcome = "failure"
-        const defect = Cause.dieOption(exit.cause)
+        const defect = Cause.dieOption(cause)
         message = Option.isSome(defect) ? `defect: ${messageOf(defect.value)}` : "defect"
       }
     }
-    callsCounter.unsafeUpdate(1, this.labels[outcome])
+    const labels = this.labels.ofFiber(fiber)
+    callsCounter.unsafeUpdate(1, labels.outcome[outcome])
     if (outcome === "success" || outcome === "failure") {
-      durationHistogram.unsafeUpdate(duration, this.labels.breaker)
-      if (this.resolved.config.slowCallMillis !== undefined && duration >= this.resolved.config.slowCallMillis) {
-        callsCounter.unsafeUpdate(1, this.labels.slow)
-      }
+      durationHistogram.unsafeUpdate(duration, labels.base)
+      const slowCallMillis = this.config.slowCallMillis
+      if (slowCallMillis !== undefined && duration >= slowCallMillis) callsCounter.unsafeUpdate(1, labels.outcome.slow)
     }
-    return Effect.flatMap(
-      Ref.modify(this.ref, (state) => {
-        const [, next, effects] = Machine.record(
-          state,
-          admission,
-          outcome,
-          endedAt,
-          duration,
-          message,
-          this.resolved.config
-        )
-        return [effects, next]
-      }),
-      (effects) => effects === noEffects ? Effect.void : this.apply(effects, endedAt)
-    )
+    const state = this.cell.get()
+    const [, next, effects] = Machine.record(state, epoch, probe, outcome, endedAt, duration, message, this.config)
+    this.cell.set(next)
+    return effects
   }
 
   /** Publishes transitions, updates state metrics, logs, and steps the open schedule. */
-  apply(effects: Machine.Effects, now: number): Effect.Effect<void> {
+  apply(effects: Machine.Effects, labels: LabelSet): Effect.Effect<void> {
     const events = effects.events
     const publish = events.length === 0 ? Effect.void : Effect.suspend(() => {
       for (const event of events) {
-        stateGauge.unsafeUpdate(stateValue(event.to), this.labels.breaker)
-        stateChangesCounter.unsafeUpdate(1, this.labels.to[event.to])
+        stateGauge.unsafeUpdate(stateValue(event.to), labels.base)
+        stateChangesCounter.unsafeUpdate(1, labels.to[event.to])
       }
-      return Effect.zipRight(
-        PubSub.publishAll(this.pubsub, events),
-        Effect.forEach(events, (event) =>
-          Effect.logInfo(`circuit breaker "${this.name}": ${event.from} -> ${event.to} (${event.reason})`).pipe(
-            Effect.annotateLogs({ breaker: this.name, from: event.from, to: event.to, reason: event.reason })
-          ), { discard: true })
-      )
+      const logs = Effect.forEach(events, (event) =>
+        Effect.logInfo(`circuit breaker "${this.name}": ${event.from} -> ${event.to} (${event.reason})`).pipe(
+          Effect.annotateLogs({ breaker: this.name, from: event.from, to: event.to, reason: event.reason })
+        ), { discard: true })
+      // Read when publishing: a subscriber that arrived since the transition is told of it too
+      // (and drops it if it came before its subscription).
+      return this.pubsub === undefined ? logs : Effect.zipRight(PubSub.publishAll(this.pubsub, events), logs)
     })
-    return effects.draw === undefined ? publish : Effect.zipRight(this.draw(effects.draw, now), publish)
+    return effects.draw === undefined ? publish : Effect.zipRight(this.draw(effects.draw), publish)
   }
 
   /** Draws the next open duration from the schedule, for the opening the state now awaits. */
-  draw(mode: "next" | "restart", now: number): Effect.Effect<void> {
+  draw(mode: "next" | "restart"): Effect.Effect<void> {
     const schedule = this.resolved.openSchedule
     if (schedule === undefined) return Effect.void
-    return Effect.flatMap(Ref.get(this.ref), (state) => {
+    return Effect.flatMap(Effect.zip(Ref.get(this.ref), Clock.currentTimeMillis), ([state, now]) => {
       const token = state.drawToken
       const from = mode === "restart" ? schedule.initial : state.scheduleState
       return Effect.flatMap(stepSchedule(schedule, now, state.opens + 1, from), (drawn) =>
@@ -426,32 +571,25 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
    * would wait for it forever.
    */
   read<A>(f: (state: Machine.State, now: number) => A): Effect.Effect<A> {
-    return Effect.uninterruptible(Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(
-        Ref.modify(this.ref, (state) => {
-          const [observed, next, effects] = Machine.observeAt(state, now)
-          return [[observed, effects] as const, next]
-        }),
-        ([observed, effects]) => {
-          const value = f(observed, now)
-          return effects === noEffects ? Effect.succeed(value) : Effect.as(this.apply(effects, now), value)
-        }
-      )
+    return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
+      const now = clockOf(fiber).unsafeCurrentTimeMillis()
+      const state = this.cell.get()
+      const [observed, next, effects] = Machine.observeAt(state, now)
+      if (next !== state) this.cell.set(next)
+      const value = f(observed, now)
+      return effects === noEffects
+        ? Effect.succeed(value)
+        : Effect.as(this.apply(effects, this.labels.ofFiber(fiber)), value)
     }))
   }
 
-  run(command: Machine.Command): Effect.Effect<void> {
-    return Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(
-        Ref.modify(this.ref, (state) => {
-          const [, next, effects] = Machine.command(state, command, now)
-          return [effects, next]
-        }),
-        (effects) => effects === noEffects ? Effect.void : this.apply(effects, now)
-      )
-    }).pipe(Effect.uninterruptible)
+  command(command: Machine.Command): Effect.Effect<void> {
+    return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
+      const now = clockOf(fiber).unsafeCurrentTimeMillis()
+      const [, next, effects] = Machine.command(this.cell.get(), command, now)
+      this.cell.set(next)
+      return effects === noEffects ? Effect.void : this.apply(effects, this.labels.ofFiber(fiber))
+    }))
   }
 
   get state(): Effect.Effect<CB.State> {
@@ -459,11 +597,11 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   }
 
   get isCallPermitted(): Effect.Effect<boolean> {
-    return this.read((state, now) => Machine.isCallPermitted(state, now, this.resolved.config))
+    return this.read((state, now) => Machine.isCallPermitted(state, now, this.config))
   }
 
   get retryAfter(): Effect.Effect<Duration.Duration> {
-    return this.read((state, now) => toDuration(Machine.retryAfter(state, now, this.resolved.config)))
+    return this.read((state, now) => toDuration(Machine.retryAfter(state, now, this.config)))
   }
 
   get metrics(): Effect.Effect<CB.Metrics> {
@@ -477,9 +615,14 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   get subscribe(): Effect.Effect<Stream.Stream<CB.StateChange>, never, Scope.Scope> {
     const name = this.name
     return Effect.gen(this, function*() {
+      if (this.pubsub === undefined) {
+        const made = yield* PubSub.unbounded<Machine.Transition>()
+        // Another subscriber may have made one meanwhile: the first one made is kept.
+        if (this.pubsub === undefined) this.pubsub = made
+      }
       const subscription = yield* PubSub.subscribe(this.pubsub)
       // Events numbered below `start` were emitted before this subscriber existed.
-      const start = (yield* Ref.get(this.ref)).seq
+      const start = this.cell.get().seq
       return inOrder(Stream.fromQueue(subscription), start).pipe(
         Stream.map((event): CB.StateChange => ({
           breaker: name,
@@ -493,23 +636,23 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   }
 
   get forceOpen(): Effect.Effect<void> {
-    return this.run("ForceOpen")
+    return this.command("ForceOpen")
   }
 
   get forceClosed(): Effect.Effect<void> {
-    return this.run("ForceClosed")
+    return this.command("ForceClosed")
   }
 
   get reset(): Effect.Effect<void> {
-    return this.run("Reset")
+    return this.command("Reset")
   }
 
   get halfOpen(): Effect.Effect<void> {
-    return this.run("HealthCheckPassed")
+    return this.command("HealthCheckPassed")
   }
 
   get isolate(): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.acquireRelease(this.run("Isolate"), () => this.run("Release"))
+    return Effect.acquireRelease(this.command("Isolate"), () => this.command("Release"))
   }
 }
 
@@ -620,9 +763,11 @@ export const make = <E = unknown>(
       scheduleState = drawn.value[1]
     }
     const ref = yield* Ref.make(Machine.initial(resolved.config, now, first, scheduleState))
-    const pubsub = yield* PubSub.unbounded<Machine.Transition>()
-    const breaker = new CircuitBreakerImpl(resolved, ref, pubsub)
-    stateGauge.unsafeUpdate(0, breaker.labels.breaker)
+    const own = resolved.tagMetricsWithName ? [MetricLabel.make("breaker", resolved.name)] : []
+    const breaker = new CircuitBreakerImpl(resolved, ref, new Labels(own))
+    // A breaker tagged with its name reports Closed from the start; an untagged one shares
+    // its gauge and reports only its transitions.
+    if (own.length > 0) stateGauge.unsafeUpdate(0, breaker.labels.of([]).base)
     return breaker
   })
 

@@ -446,13 +446,15 @@ const tripReason = (state: State, outcome: Outcome, now: number, config: Config)
 }
 
 /**
- * A call admitted by `admission` ended at `now` after `durationMillis` with `outcome`.
+ * A call admitted in `epoch` (as probe `probe`, -1 outside HalfOpen) ended at `now` after
+ * `durationMillis` with `outcome`.
  *
  * @internal
  */
 export const record = (
   state: State,
-  admission: Admission,
+  epoch: number,
+  probe: number,
   outcome: Outcome,
   now: number,
   durationMillis: number,
@@ -463,7 +465,7 @@ export const record = (
   const slow = config.slowCallMillis !== undefined && durationMillis >= config.slowCallMillis &&
     (outcome === "success" || outcome === "failure")
   const current = observe(state, now, events)
-  if (admission.epoch !== current.epoch) {
+  if (epoch !== current.epoch) {
     // A late result: it started under a state that has since changed.
     return result(undefined, uncounted(current, outcome, slow, now, failureMessage), events, undefined)
   }
@@ -489,7 +491,7 @@ export const record = (
       // A probe held its permit for one open duration at most: one that ends later is late,
       // whether or not another call has taken its permit since.
       const live = liveProbes(current, now)
-      const index = live.findIndex((p) => p.id === admission.probe)
+      const index = live.findIndex((p) => p.id === probe)
       const counted = (streak: "success" | "failure" | undefined) =>
         count(current.stats, outcome, slow, now, failureMessage, streak)
       if (index < 0) return result(undefined, withStats(current, counted(undefined)), events, undefined)
