@@ -11,6 +11,8 @@ import * as Intervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
+import * as tracing from "./tracing.js"
+import { Attr } from "./tracing.js"
 import { retryAfterMillis } from "./retryAfter.js"
 import type { BackoffOptions, Classifier, Jitter, PolicyOptions, RetriedClass, RetryBudget } from "../Retry.js"
 import * as budget from "./retryBudget.js"
@@ -136,26 +138,76 @@ export const backoff = (input?: BackoffOptions): Schedule.Schedule<Duration.Dura
 // -----------------------------------------------------------------------------
 
 /**
- * A schedule that pays for each retry it allows from `budget`, and stops when refused.
+ * Why a retry schedule stopped, as its `resilience.retry.stopped` event says.
  *
  * @internal
  */
-export const budgeted = <Out, In, R>(
-  schedule: Schedule.Schedule<Out, In, R>,
-  retryBudget: RetryBudget
-): Schedule.Schedule<Out, In, R> =>
-  Schedule.makeWithState(schedule.initial, (now, input, state) =>
-    Effect.flatMap(schedule.step(now, input, state), (step) => {
-      if (ScheduleDecision.isDone(step[2])) return Effect.succeed(step)
-      return Effect.map(
-        retryBudget.withdraw,
-        (allowed) => allowed ? step : [step[0], step[1], ScheduleDecision.done] as const
-      )
-    }))
+export type StopOutcome = "exhausted" | "fatal" | "breaker_open" | "retry_after_too_long" | "budget_exhausted"
+
+/**
+ * What the trace says of an error: why the schedule stopped on it, and its class.
+ *
+ * @internal
+ */
+export interface Describe<E> {
+  readonly stopped: (error: E, now: number) => StopOutcome
+  readonly errorClass: ((error: E) => string) | undefined
+}
+
+const describeUnclassified: Describe<unknown> = { stopped: () => "exhausted", errorClass: undefined }
+
+/**
+ * `schedule`, paying for each retry it allows from `retryBudget` (stopping when refused),
+ * and recording each decision on the caller's span: `resilience.retry.scheduled` (the
+ * attempt about to run, its delay, the error's type and class) or `resilience.retry.stopped`
+ * (why, after how many attempts). These run only after a failure.
+ *
+ * @internal
+ */
+export const traced = <Out, E, R>(
+  schedule: Schedule.Schedule<Out, E, R>,
+  retryBudget: RetryBudget | undefined,
+  describe: Describe<E>
+): Schedule.Schedule<Out, E, R> =>
+  Schedule.makeWithState(
+    [schedule.initial, 0] as readonly [unknown, number],
+    (now, error: E, [inner, retries]) =>
+      Effect.flatMap(schedule.step(now, error, inner), ([state, out, decision]) => {
+        const next = [state, retries + 1] as const
+        const stop = (outcome: StopOutcome) =>
+          Effect.as(
+            tracing.event("resilience.retry.stopped", () => ({
+              [Attr.policy]: "retry",
+              [Attr.outcome]: outcome,
+              [Attr.attempt]: retries + 1,
+              [Attr.errorType]: tracing.errorType(error)
+            })),
+            [next, out, ScheduleDecision.done] as const
+          )
+        if (ScheduleDecision.isDone(decision)) return stop(describe.stopped(error, now))
+        const go = Effect.as(
+          tracing.event("resilience.retry.scheduled", () => {
+            const attributes: tracing.Attributes = {
+              [Attr.policy]: "retry",
+              [Attr.outcome]: "scheduled",
+              [Attr.attempt]: retries + 2,
+              [Attr.delayMillis]: Math.max(0, Intervals.start(decision.intervals) - now),
+              [Attr.errorType]: tracing.errorType(error)
+            }
+            if (describe.errorClass !== undefined) attributes[Attr.errorClass] = describe.errorClass(error)
+            return attributes
+          }),
+          [next, out, decision] as const
+        )
+        if (retryBudget === undefined) return go
+        return Effect.flatMap(retryBudget.withdraw, (allowed) => allowed ? go : stop("budget_exhausted"))
+      })
+  )
 
 /**
  * Runs `self` once and, only when it fails, retries it with `schedule` (fed the first
- * failure too). The success path pays for one `catchAll` and nothing else.
+ * failure too). The success path pays for one `catchAll` and nothing else; a success after
+ * retries is recorded on the caller's span (`resilience.retry.succeeded`).
  */
 const retryAfterFailure = <A, E, R, Out, R2>(
   self: Effect.Effect<A, E, R>,
@@ -163,13 +215,17 @@ const retryAfterFailure = <A, E, R, Out, R2>(
 ): Effect.Effect<A, E, R | R2> =>
   Effect.catchAll(self, (error) =>
     Effect.suspend(() => {
-      let replayed = false
+      let attempts = 0
       const attempt = Effect.suspend(() => {
-        if (replayed) return self
-        replayed = true
-        return Effect.fail(error)
+        attempts++
+        return attempts === 1 ? Effect.fail(error) : self
       })
-      return Effect.retry(attempt, schedule)
+      return Effect.tap(Effect.retry(attempt, schedule), () =>
+        tracing.event("resilience.retry.succeeded", () => ({
+          [Attr.policy]: "retry",
+          [Attr.outcome]: "success",
+          [Attr.attempt]: attempts
+        })))
     }))
 
 /** @internal */
@@ -197,7 +253,10 @@ export const withBudget = dual<
   if (!Schedule.isSchedule(schedule)) {
     throw new InvalidOptions({ module, field: "schedule", expected: "a Schedule", received: schedule })
   }
-  return Effect.zipRight(retryBudget.deposit, retryAfterFailure(self, budgeted(schedule, retryBudget)))
+  return Effect.zipRight(
+    retryBudget.deposit,
+    retryAfterFailure(self, traced(schedule, retryBudget, describeUnclassified as Describe<any>))
+  )
 })
 
 // -----------------------------------------------------------------------------
@@ -368,17 +427,35 @@ export const policy = <E = unknown, R = never>(
   const config = validated.right
   const base = policySchedule(config.classify, config.schedules, config.maxRetryAfter, config.waitOutOpenBreaker)
   const retryBudget = config.budget
+  const schedule = traced(base, retryBudget, describePolicy(config))
   if (retryBudget === undefined) {
     return <A, E2 extends E, R2>(self: Effect.Effect<A, E2, R2>) =>
-      retryAfterFailure(self, base as Schedule.Schedule<Duration.Duration, E2, R>)
+      retryAfterFailure(self, schedule as Schedule.Schedule<Duration.Duration, E2, R>)
   }
-  const schedule = budgeted(base, retryBudget)
   return <A, E2 extends E, R2>(self: Effect.Effect<A, E2, R2>) =>
     Effect.zipRight(
       retryBudget.deposit,
       retryAfterFailure(self, schedule as Schedule.Schedule<Duration.Duration, E2, R>)
     )
 }
+
+/** Why `policySchedule` stopped on an error: the checks it makes, in its order. */
+const describePolicy = <E>(
+  config: {
+    readonly classify: Classifier<E>
+    readonly maxRetryAfter: number
+    readonly waitOutOpenBreaker: boolean
+  }
+): Describe<E> => ({
+  stopped: (error, now) => {
+    if (!config.waitOutOpenBreaker && isBreakerRejection(error)) return "breaker_open"
+    if (config.classify(error) === "Fatal") return "fatal"
+    const retryAfter = retryAfterMillis(error, now)
+    if (retryAfter !== undefined && retryAfter > config.maxRetryAfter) return "retry_after_too_long"
+    return "exhausted"
+  },
+  errorClass: config.classify
+})
 
 /** @internal */
 export const retryAfter = (error: unknown, now: number): Option.Option<Duration.Duration> => {

@@ -1,0 +1,156 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
+import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
+import * as Retry from "../src/Retry.js"
+import { makeRecordingTracer } from "./support/recordingTracer.js"
+
+/** An error as a driver throws it: its message carries a URL with a password. */
+class Unavailable extends Error {
+  readonly _tag = "Unavailable"
+  readonly status = 503
+  constructor() {
+    super("connect failed: redis://admin:s3cret-password@cache.internal:6379")
+  }
+}
+
+class NotFound extends Error {
+  readonly _tag = "NotFound"
+  readonly status = 404
+  constructor() {
+    super("GET https://user:s3cret-password@api.internal/items/1: not found")
+  }
+}
+
+/** Fails with `error()` the first `failures` times, then answers `"ok"`. */
+const flaky = <E>(failures: number, error: () => E) => {
+  let calls = 0
+  return Effect.suspend(() => ++calls <= failures ? Effect.fail(error()) : Effect.succeed("ok"))
+}
+
+/** Every attribute value of every span and event, as text. */
+const everything = (recorder: ReturnType<typeof makeRecordingTracer>): string =>
+  JSON.stringify(
+    recorder.spans.map((span) => [span.name, span.attributeRecord, span.events]),
+    (_, value) => typeof value === "bigint" ? value.toString() : value
+  )
+
+describe("Retry traces", () => {
+  it.effect("each retry is an event on the caller's span with the attempt, its delay, the error's type and class", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* flaky(2, () => new Unavailable()).pipe(
+        Retry.policy({ schedules: { Transient: Schedule.spaced("100 millis") } }),
+        Effect.withSpan("GET /users"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("ok")
+      expect(recorder.spans.map((span) => span.name)).toEqual(["GET /users"])
+      const events = recorder.eventsOf("GET /users")
+      expect(events.map((event) => event.name)).toEqual([
+        "resilience.retry.scheduled",
+        "resilience.retry.scheduled",
+        "resilience.retry.succeeded"
+      ])
+      expect(events[0].attributes).toEqual({
+        "resilience.policy": "retry",
+        "resilience.outcome": "scheduled",
+        "resilience.attempt": 2,
+        "resilience.delay_ms": 100,
+        "error.type": "Unavailable",
+        "resilience.error_class": "Transient"
+      })
+      expect(events[1].attributes["resilience.attempt"]).toBe(3)
+      expect(events[2].attributes).toEqual({
+        "resilience.policy": "retry",
+        "resilience.outcome": "success",
+        "resilience.attempt": 3
+      })
+      expect(everything(recorder)).not.toContain("s3cret")
+    }))
+
+  it.effect("the retries' end says why: exhausted, fatal, breaker open, Retry-After too long", () =>
+    Effect.gen(function*() {
+      const stopped = (error: unknown, options: Retry.PolicyOptions = {}) =>
+        Effect.gen(function*() {
+          const recorder = makeRecordingTracer()
+          const fiber = yield* Effect.fail(error).pipe(
+            Retry.policy({ schedules: { Transient: Schedule.recurs(1) }, ...options }),
+            Effect.withSpan("call"),
+            recorder.run,
+            Effect.fork
+          )
+          yield* TestClock.adjust("1 minute")
+          expect(Exit.isFailure(yield* Fiber.await(fiber))).toBe(true)
+          expect(everything(recorder)).not.toContain("s3cret")
+          const events = recorder.eventsOf("call")
+          return events.filter((event) => event.name === "resilience.retry.stopped").map((event) => event.attributes)
+        })
+      expect(yield* stopped(new Unavailable())).toEqual([{
+        "resilience.policy": "retry",
+        "resilience.outcome": "exhausted",
+        "resilience.attempt": 2,
+        "error.type": "Unavailable"
+      }])
+      expect(yield* stopped(new NotFound())).toEqual([{
+        "resilience.policy": "retry",
+        "resilience.outcome": "fatal",
+        "resilience.attempt": 1,
+        "error.type": "NotFound"
+      }])
+      const rejection = new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(5), reason: "Open" })
+      expect((yield* stopped(rejection))[0]["resilience.outcome"]).toBe("breaker_open")
+      expect(
+        (yield* stopped({ _tag: "Busy", status: 429, retryAfter: Duration.minutes(10) }, { maxRetryAfter: "1 minute" }))[0]
+      ).toMatchObject({ "resilience.outcome": "retry_after_too_long", "error.type": "Busy" })
+    }))
+
+  it.effect("a retry refused by the budget ends the retries with outcome budget_exhausted", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const budget = yield* Retry.budget({ name: "tracing-budget", ratio: 0.1, minPerSecond: 0 })
+      const exit = yield* Effect.fail(new Unavailable()).pipe(
+        Retry.policy({ budget, schedules: { Transient: Schedule.recurs(3) } }),
+        Effect.withSpan("call"),
+        recorder.run,
+        Effect.exit
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(recorder.eventsOf("call").map((event) => [event.name, event.attributes["resilience.outcome"]])).toEqual([
+        ["resilience.retry.stopped", "budget_exhausted"]
+      ])
+    }))
+
+  it.effect("Retry.withBudget records its retries as Retry.policy does", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const budget = yield* Retry.budget({ name: "tracing-with-budget", ratio: 1, minPerSecond: 10 })
+      const exit = yield* Effect.fail("boom").pipe(
+        Retry.withBudget({ budget, schedule: Schedule.recurs(2) }),
+        Effect.withSpan("call"),
+        recorder.run,
+        Effect.exit
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(recorder.eventsOf("call").map((event) => [event.name, event.attributes["resilience.attempt"]])).toEqual([
+        ["resilience.retry.scheduled", 2],
+        ["resilience.retry.scheduled", 3],
+        ["resilience.retry.stopped", 3]
+      ])
+      expect(recorder.eventsOf("call")[0].attributes["error.type"]).toBe("string")
+    }))
+
+  it.effect("a call outside any span records nothing and starts no trace", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* flaky(1, () => new Unavailable()).pipe(
+        Retry.policy({ schedules: { Transient: Schedule.spaced("10 millis") } }),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("ok")
+      expect(recorder.spans).toEqual([])
+    }))
+})
