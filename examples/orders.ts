@@ -332,7 +332,8 @@ export const run = (target: Target, dir: string, times: Timeline = timeline) =>
     const report = Effect.gen(function*() {
       const metrics = yield* outbox.metrics
       yield* Console.log(
-        `${yield* at}  mode ${(yield* db.mode).padEnd(9)} acknowledged ${String(tally.acknowledged.length).padStart(5)}` +
+        `${yield* at}  mode ${(yield* db.mode).padEnd(9)}` +
+          ` acknowledged ${String(tally.acknowledged.length).padStart(5)}` +
           ` (written ${String(tally.written).padStart(5)}, queued ${String(tally.queued).padStart(5)})` +
           `  outbox depth ${String(metrics.depth).padStart(5)}, replayed ${String(metrics.replayed).padStart(5)}` +
           `  reads ${tally.reads} (stale ${tally.staleReads}, failed ${tally.failedReads})`

@@ -1,6 +1,19 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Data, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import {
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  FastCheck,
+  Fiber,
+  Layer,
+  Option,
+  Stream,
+  TestClock
+} from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -343,7 +356,9 @@ describe("Chaos.layerSql", () => {
       const base = Sqlite.layerClient({ filename, busyTimeout: 0 })
       const raw = Context.get(yield* Layer.build(base), SqlClient.SqlClient)
       yield* raw`CREATE TABLE t (x INTEGER NOT NULL)`
-      const context = yield* Layer.build(Chaos.layerSql(options).pipe(Layer.provide(Layer.succeed(SqlClient.SqlClient, raw))))
+      const context = yield* Layer.build(
+        Chaos.layerSql(options).pipe(Layer.provide(Layer.succeed(SqlClient.SqlClient, raw)))
+      )
       return { raw, sql: Context.get(context, SqlClient.SqlClient), chaos: Context.get(context, Chaos.SqlChaos) }
     })
 

@@ -459,7 +459,8 @@ describe("Outbox answers: refused, queued or closed", () => {
         expect(yield* outbox.depth).toBe(1)
         yield* db.breaker.forceOpen
       }
-      for (const [code, reason] of [["23505", "Constraint"], ["42601", "Syntax"], ["SQLITE_CONSTRAINT", "Constraint"]]) {
+      const refusals = [["23505", "Constraint"], ["42601", "Syntax"], ["SQLITE_CONSTRAINT", "Constraint"]] as const
+      for (const [code, reason] of refusals) {
         const { outbox } = yield* setup({
           outbox: { apply: () => driverError(code!) } as Partial<OrderOutboxOptions>
         })

@@ -28,7 +28,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
+import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
+import * as Retry from "../src/Retry.js"
 import * as internalPg from "../src/internal/sqlPg.js"
 import * as Sql from "../src/Sql.js"
 import * as Pg from "../src/Sql/Pg.js"
@@ -355,7 +357,9 @@ describe("breaker, health check and read-only mode on SQLite (TestClock)", () =>
       expect(yield* db.connected).toBe(false)
       expect(yield* db.mode).toBe("ReadOnly")
       const warning = lines.find((line) => line.message.includes("is not reachable"))!
-      expect(warning.message).toBe("database \"app\" is not reachable: starting read-only, connecting in the background")
+      expect(warning.message).toBe(
+        "database \"app\" is not reachable: starting read-only, connecting in the background"
+      )
       expect(warning.error).toBe(
         "database \"app\": Unavailable [ECONNREFUSED]: Failed to execute statement: connect ECONNREFUSED 127.0.0.1:5432"
       )
@@ -637,4 +641,152 @@ describe("PostgreSQL settings", () => {
       for (const text of [...seen, ...spans]) expect(text).not.toContain(secret)
       expect(seen.some((text) => text.includes("is not reachable"))).toBe(true)
     }).pipe(Effect.scoped))
+})
+
+describe("the error table, row by row", () => {
+  type Row = readonly [
+    error: unknown,
+    reason: Sql.Reason,
+    errorClass: string,
+    outcome: Sql.Outcome,
+    healthFailure: boolean
+  ]
+  const withCode = (code: string, message = `error ${code}`) => sqlError(Object.assign(new Error(message), { code }))
+  const message = (text: string) => sqlError(new Error(text))
+
+  const rows: ReadonlyArray<readonly [string, Row]> = [
+    // PostgreSQL SQLSTATEs with their own row
+    ["40001", [withCode("40001"), "Busy", "Transient", "NotApplied", true]],
+    ["40P01", [withCode("40P01"), "Busy", "Transient", "NotApplied", true]],
+    ["55P03", [withCode("55P03"), "Busy", "Transient", "NotApplied", true]],
+    ["57014", [withCode("57014", "canceling statement"), "Timeout", "Transient", "Unknown", true]],
+    ["57P01", [withCode("57P01"), "Unavailable", "Transient", "Unknown", true]],
+    ["57P02", [withCode("57P02"), "Unavailable", "Transient", "Unknown", true]],
+    ["57P03", [withCode("57P03"), "Unavailable", "Transient", "Unknown", true]],
+    ["25006", [withCode("25006"), "ReadOnly", "Persistent", "NotApplied", true]],
+    ["42601", [withCode("42601"), "Syntax", "Fatal", "NotApplied", false]],
+    // PostgreSQL SQLSTATE classes
+    ["08000", [withCode("08000"), "Unavailable", "Transient", "Unknown", true]],
+    ["08001", [withCode("08001"), "Unavailable", "Transient", "Unknown", true]],
+    ["08006", [withCode("08006"), "Unavailable", "Transient", "Unknown", true]],
+    ["53000", [withCode("53000"), "Resources", "Degraded", "NotApplied", true]],
+    ["53100", [withCode("53100"), "Resources", "Degraded", "NotApplied", true]],
+    ["53300", [withCode("53300"), "Resources", "Degraded", "NotApplied", true]],
+    ["23505", [withCode("23505"), "Constraint", "Fatal", "NotApplied", false]],
+    ["23503", [withCode("23503"), "Constraint", "Fatal", "NotApplied", false]],
+    ["23514", [withCode("23514"), "Constraint", "Fatal", "NotApplied", false]],
+    ["22001", [withCode("22001"), "Constraint", "Fatal", "NotApplied", false]],
+    ["22P02", [withCode("22P02"), "Constraint", "Fatal", "NotApplied", false]],
+    ["42P01", [withCode("42P01"), "Syntax", "Fatal", "NotApplied", false]],
+    ["42703", [withCode("42703"), "Syntax", "Fatal", "NotApplied", false]],
+    ["28P01", [withCode("28P01"), "Syntax", "Fatal", "NotApplied", false]],
+    ["28000", [withCode("28000"), "Syntax", "Fatal", "NotApplied", false]],
+    ["3D000", [withCode("3D000"), "Syntax", "Fatal", "NotApplied", false]],
+    // SQLite result codes, primary and extended
+    ["SQLITE_BUSY", [withCode("SQLITE_BUSY"), "Busy", "Transient", "NotApplied", true]],
+    ["SQLITE_BUSY_SNAPSHOT", [withCode("SQLITE_BUSY_SNAPSHOT"), "Busy", "Transient", "NotApplied", true]],
+    ["SQLITE_LOCKED", [withCode("SQLITE_LOCKED"), "Busy", "Transient", "NotApplied", true]],
+    ["SQLITE_PROTOCOL", [withCode("SQLITE_PROTOCOL"), "Busy", "Transient", "NotApplied", true]],
+    ["SQLITE_CANTOPEN", [withCode("SQLITE_CANTOPEN"), "Unavailable", "Transient", "NotApplied", true]],
+    ["SQLITE_NOTADB", [withCode("SQLITE_NOTADB"), "Unavailable", "Transient", "NotApplied", true]],
+    ["SQLITE_CORRUPT", [withCode("SQLITE_CORRUPT"), "Unavailable", "Transient", "NotApplied", true]],
+    ["SQLITE_IOERR", [withCode("SQLITE_IOERR"), "Unavailable", "Transient", "Unknown", true]],
+    ["SQLITE_IOERR_WRITE", [withCode("SQLITE_IOERR_WRITE"), "Unavailable", "Transient", "Unknown", true]],
+    ["SQLITE_READONLY", [withCode("SQLITE_READONLY"), "ReadOnly", "Persistent", "NotApplied", true]],
+    ["SQLITE_PERM", [withCode("SQLITE_PERM"), "ReadOnly", "Persistent", "NotApplied", true]],
+    ["SQLITE_AUTH", [withCode("SQLITE_AUTH"), "ReadOnly", "Persistent", "NotApplied", true]],
+    ["SQLITE_FULL", [withCode("SQLITE_FULL"), "Resources", "Degraded", "NotApplied", true]],
+    ["SQLITE_NOMEM", [withCode("SQLITE_NOMEM"), "Resources", "Degraded", "NotApplied", true]],
+    ["SQLITE_CONSTRAINT", [withCode("SQLITE_CONSTRAINT"), "Constraint", "Fatal", "NotApplied", false]],
+    ["SQLITE_CONSTRAINT_UNIQUE", [withCode("SQLITE_CONSTRAINT_UNIQUE"), "Constraint", "Fatal", "NotApplied", false]],
+    ["SQLITE_MISMATCH", [withCode("SQLITE_MISMATCH"), "Constraint", "Fatal", "NotApplied", false]],
+    ["SQLITE_TOOBIG", [withCode("SQLITE_TOOBIG"), "Constraint", "Fatal", "NotApplied", false]],
+    ["SQLITE_RANGE", [withCode("SQLITE_RANGE"), "Syntax", "Fatal", "NotApplied", false]],
+    ["SQLITE_ERROR syntax", [withCode("SQLITE_ERROR", "near \"SELEC\": syntax error"), "Syntax", "Fatal", "NotApplied",
+      false]],
+    ["SQLITE_ERROR no such table", [withCode("SQLITE_ERROR", "no such table: nope"), "Syntax", "Fatal", "NotApplied",
+      false]],
+    // Node connection codes
+    ["ECONNREFUSED", [withCode("ECONNREFUSED"), "Unavailable", "Transient", "NotApplied", true]],
+    ["ENOTFOUND", [withCode("ENOTFOUND"), "Unavailable", "Transient", "NotApplied", true]],
+    ["ENOENT", [withCode("ENOENT"), "Unavailable", "Transient", "NotApplied", true]],
+    ["ECONNRESET", [withCode("ECONNRESET"), "Unavailable", "Transient", "Unknown", true]],
+    ["ECONNABORTED", [withCode("ECONNABORTED"), "Unavailable", "Transient", "Unknown", true]],
+    ["EPIPE", [withCode("EPIPE"), "Unavailable", "Transient", "Unknown", true]],
+    ["ETIMEDOUT", [withCode("ETIMEDOUT"), "Unavailable", "Transient", "Unknown", true]],
+    ["EHOSTUNREACH", [withCode("EHOSTUNREACH"), "Unavailable", "Transient", "Unknown", true]],
+    ["ENETUNREACH", [withCode("ENETUNREACH"), "Unavailable", "Transient", "Unknown", true]],
+    ["EAI_AGAIN", [withCode("EAI_AGAIN"), "Unavailable", "Transient", "Unknown", true]],
+    // pg's connection failures without a code
+    ["terminated", [message("Connection terminated unexpectedly"), "Unavailable", "Transient", "Unknown", true]],
+    ["connection error", [message("Client has encountered a connection error and is not queryable"), "Unavailable",
+      "Transient", "Unknown", true]],
+    ["closed client", [message("Client was closed and is not queryable"), "Unavailable", "Transient", "Unknown", true]],
+    ["ended pool", [message("Cannot use a pool after calling end on the pool"), "Unavailable", "Transient", "Unknown",
+      true]],
+    ["connect timeout", [message("timeout exceeded when trying to connect"), "Unavailable", "Transient", "Unknown",
+      true]],
+    ["connection timed out", [message("Connection timed out"), "Unavailable", "Transient", "Unknown", true]],
+    // the library's own failures
+    ["the timeout", [new TimeoutError({ operation: "q", timeout: Duration.seconds(1) }), "Timeout", "Transient",
+      "Unknown", true]],
+    ["an open breaker", [new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(7), reason: "Open" }),
+      "CircuitOpen", "Transient", "NotApplied", false]],
+    ["a half-open breaker", [
+      new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.zero, reason: "HalfOpenFull" }),
+      "CircuitOpen", "Transient", "NotApplied", false]],
+    // wrapped
+    ["AggregateError of a dual-stack connect", [sqlError(Object.assign(new AggregateError([
+      Object.assign(new Error("connect ECONNREFUSED ::1:5432"), { code: "ECONNREFUSED" })
+    ]), {})), "Unavailable", "Transient", "NotApplied", true]],
+    ["an unknown SQLSTATE", [withCode("XX000"), "Unknown", Retry.classify(withCode("XX000")), "Unknown", true]]
+  ]
+
+  for (const [name, [error, reason, errorClass, outcome, healthFailure]] of rows) {
+    it(`${name}: ${reason}, ${errorClass}, ${outcome}, ${healthFailure ? "counts" : "does not count"}`, () => {
+      const mapped = Sql.toDatabaseError("db", error)
+      expect(mapped).toMatchObject({ _tag: "DatabaseError", database: "db", reason, errorClass, outcome })
+      expect(Sql.classify(error)).toBe(errorClass)
+      expect(Sql.classify(mapped)).toBe(errorClass)
+      expect(Sql.isHealthFailure(error)).toBe(healthFailure)
+      expect(Sql.isHealthFailure(mapped)).toBe(healthFailure)
+      expect(mapped.cause).toBe(error)
+      if (/^[0-9A-Z]{5}$/.test(name) || name.startsWith("SQLITE_") || name.startsWith("E")) {
+        if (!name.includes(" ")) expect(mapped.code).toBe(name)
+      }
+    })
+  }
+
+  it("an open breaker's DatabaseError keeps retryAfter; no other reason has one", () => {
+    const open = Sql.toDatabaseError(
+      "db",
+      new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(7), reason: "Open" })
+    )
+    expect(open.retryAfter).toEqual(Duration.seconds(7))
+    expect(Sql.toDatabaseError("db", withCode("40001")).retryAfter).toBeUndefined()
+  })
+
+  it.scoped("a CircuitOpen DatabaseError raised inside a call never counts against the breaker", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { db } = yield* open({
+        filename: path.join(dir, "app.sqlite"),
+        retry: false,
+        healthCheck: false,
+        breaker: { failureThreshold: 1 }
+      })
+      // Another database's open breaker, met inside a call of this one.
+      const other = Sql.toDatabaseError(
+        "other",
+        new CircuitBreakerOpen({ breaker: "other", retryAfter: Duration.seconds(5), reason: "Open" })
+      )
+      for (let i = 0; i < 3; i++) {
+        expect(yield* Effect.flip(db.resilient(Effect.fail(other)))).toBe(other)
+      }
+      expect(yield* db.breaker.state).toBe("Closed")
+      expect((yield* db.breaker.metrics).failedCalls).toBe(0)
+      // A health failure does count: one opens it.
+      yield* Effect.flip(db.resilient(Effect.fail(Sql.toDatabaseError("other", withCode("ECONNREFUSED")))))
+      expect(yield* db.breaker.state).toBe("Open")
+    }).pipe(quiet))
 })

@@ -245,7 +245,9 @@ const build = (
         )
       ).pipe(
         Effect.mapError(toError),
-        Effect.flatMap((value) => (value instanceof CallerFailure ? Effect.fail(value.error as E) : Effect.succeed(value)))
+        Effect.flatMap((value) =>
+          value instanceof CallerFailure ? Effect.fail(value.error as E) : Effect.succeed(value)
+        )
       )
 
     // A query nested in a call of this database on the same fiber (a `Sql.query` inside a
