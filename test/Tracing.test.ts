@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
 import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
 import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
 import { makeRecordingTracer } from "./support/recordingTracer.js"
 
 /** An error as a driver throws it: its message carries a URL with a password. */
@@ -152,5 +153,79 @@ describe("Retry traces", () => {
       yield* TestClock.adjust("1 second")
       expect(yield* Fiber.join(fiber)).toBe("ok")
       expect(recorder.spans).toEqual([])
+    }))
+})
+
+describe("Timeout traces", () => {
+  const timeoutEvents = (recorder: ReturnType<typeof makeRecordingTracer>) =>
+    recorder.eventsOf("handler").filter((event) => event.name === "resilience.timeout").map((event) => event.attributes)
+
+  it.effect("a timeout that fires is an event on the caller's span: operation, limit, elapsed, outcome timed_out", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* Effect.never.pipe(
+        Timeout.timeout("2 seconds", { operation: "GET /users" }),
+        Effect.withSpan("handler"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("2 seconds")
+      expect(Exit.isFailure(yield* Fiber.await(fiber))).toBe(true)
+      expect(timeoutEvents(recorder)).toEqual([{
+        "resilience.policy": "timeout",
+        "resilience.name": "GET /users",
+        "resilience.outcome": "timed_out",
+        "resilience.timeout_ms": 2000,
+        "resilience.elapsed_ms": 2000
+      }])
+    }))
+
+  it.effect("a timeout that does not fire says so, for an operation that waits and for one that answers at once", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* Effect.sleep("500 millis").pipe(
+        Effect.as("slow"),
+        Timeout.timeout("2 seconds", { operation: "slow" }),
+        Effect.zip(Effect.succeed("fast").pipe(Timeout.timeout("1 second", { operation: "fast" }))),
+        Effect.withSpan("handler"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toEqual(["slow", "fast"])
+      expect(timeoutEvents(recorder)).toEqual([
+        {
+          "resilience.policy": "timeout",
+          "resilience.name": "slow",
+          "resilience.outcome": "completed",
+          "resilience.timeout_ms": 2000,
+          "resilience.elapsed_ms": 500
+        },
+        {
+          "resilience.policy": "timeout",
+          "resilience.name": "fast",
+          "resilience.outcome": "completed",
+          "resilience.timeout_ms": 1000,
+          "resilience.elapsed_ms": 0
+        }
+      ])
+    }))
+
+  it.effect("the operation's own spans are children of the caller's span, though it runs in a fiber of its own", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* Effect.sleep("100 millis").pipe(
+        Effect.withSpan("query"),
+        Timeout.timeout("1 second", { operation: "query" }),
+        Effect.withSpan("handler"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      const [handler] = recorder.named("handler")
+      const [query] = recorder.named("query")
+      expect(query.parentId).toBe(handler.spanId)
+      expect(query.traceId).toBe(handler.traceId)
     }))
 })

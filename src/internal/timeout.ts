@@ -11,6 +11,8 @@ import * as Runtime from "effect/Runtime"
 import * as Scheduler from "effect/Scheduler"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
+import * as tracing from "./tracing.js"
+import { Attr } from "./tracing.js"
 
 /**
  * The failure of an operation that did not finish within its limit.
@@ -77,7 +79,7 @@ export const timeout = dual<
     // No limit: nothing to race, nothing to pay for.
     if (!Duration.isFinite(limit.right)) return self
     const onTimeout = () => new TimeoutError({ operation, timeout: limit.right })
-    return timed(self, Duration.toMillis(limit.right), onTimeout)
+    return timed(self, operation, Duration.toMillis(limit.right), onTimeout)
   }
 )
 
@@ -121,9 +123,13 @@ class FirstYieldScheduler implements Scheduler.Scheduler {
  * I/O included); when it loses, it is interrupted and awaited (its finalizers have run when
  * `TimeoutError` is returned). As with `Fiber.await`, `FiberRef` changes made by the
  * operation stay with it: joining them back would cost more than the rest of the call.
+ *
+ * Either way the caller's span, if any, gets a `resilience.timeout` event: `completed` or
+ * `timed_out`, with the limit and the time taken.
  */
 const timed = <A, E, R>(
   self: Effect.Effect<A, E, R>,
+  operation: string,
   millis: number,
   onTimeout: () => TimeoutError
 ): Effect.Effect<A, E | TimeoutError, R> =>
@@ -138,8 +144,19 @@ const timed = <A, E, R>(
     })
     const scheduler = new FirstYieldScheduler(parent.currentScheduler)
     const fiber = Runtime.runFork(runtime, self, { scheduler })
+    const record = (outcome: "completed" | "timed_out") =>
+      tracing.unsafeEvent(parent, "resilience.timeout", () => ({
+        [Attr.policy]: "timeout",
+        [Attr.name]: operation,
+        [Attr.outcome]: outcome,
+        [Attr.timeoutMillis]: millis,
+        [Attr.elapsedMillis]: clock.unsafeCurrentTimeMillis() - startedAt
+      }))
     const exit = fiber.unsafePoll()
-    if (exit !== null) return exit
+    if (exit !== null) {
+      record("completed")
+      return exit
+    }
     const remaining = Math.max(0, millis - (clock.unsafeCurrentTimeMillis() - startedAt))
     // The operation's next turn runs on the caller's scheduler, after the caller has armed
     // the deadline below (scheduled tasks run once the running fiber gives up the thread).
@@ -147,10 +164,19 @@ const timed = <A, E, R>(
     return Effect.onInterrupt(
       Effect.flatMap(
         Effect.timeoutOption(Fiber.await(fiber), Duration.millis(remaining)),
-        (done): Effect.Effect<A, E | TimeoutError> =>
-          Option.isSome(done)
-            ? done.value
-            : Effect.zipRight(Fiber.interrupt(fiber), Effect.fail(onTimeout()))
+        (done): Effect.Effect<A, E | TimeoutError> => {
+          if (Option.isSome(done)) {
+            record("completed")
+            return done.value
+          }
+          return Effect.zipRight(
+            Fiber.interrupt(fiber),
+            Effect.suspend(() => {
+              record("timed_out")
+              return Effect.fail(onTimeout())
+            })
+          )
+        }
       ),
       () => Fiber.interrupt(fiber)
     )
