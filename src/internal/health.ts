@@ -269,7 +269,17 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<Health.HealthChange>(), PubSub.shutdown)
     let nextId = 0
     let lastHealth: Rules.SystemHealth = "Healthy"
-    let lastLevel: Rules.ServiceLevel = config.serviceLevel("Healthy", [])
+    // The user's rule must be total; one that throws or answers nonsense gets the default.
+    const levelOf = (health: Rules.SystemHealth, all: ReturnType<typeof rated>): Rules.ServiceLevel => {
+      try {
+        const level = config.serviceLevel(health, all)
+        if (Rules.serviceLevelOrder.includes(level)) return level
+      } catch {
+        // the default below
+      }
+      return Rules.defaultServiceLevel(health)
+    }
+    let lastLevel: Rules.ServiceLevel = "Full"
     yield* Metric.set(healthGauge, 0)
     // The registry closing first stops the checks and watchers of dependencies still registered.
     yield* Effect.addFinalizer(() =>
@@ -311,7 +321,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
       const now = yield* Clock.currentTimeMillis
       const all = rated()
       const health = Rules.systemHealth(all)
-      const level = config.serviceLevel(health, all)
+      const level = levelOf(health, all)
       if (health !== lastHealth) {
         events.push({ _tag: "SystemHealthChanged", from: lastHealth, to: health, at: now, serviceLevel: level })
         yield* Metric.increment(Metric.tagged(Metric.tagged(transitionsCounter, "from", lastHealth), "to", health))
