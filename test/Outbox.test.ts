@@ -497,3 +497,68 @@ describe("Outbox answers: refused, queued or closed", () => {
       expect(yield* Effect.provide(rows, context)).toEqual(["o-1"])
     }).pipe(Effect.provide(quiet)))
 })
+
+describe("Outbox boundaries", () => {
+  it.scoped("capacity is exact: the capacity-th entry is accepted, the next one refused, room comes back by one", () =>
+    Effect.gen(function*() {
+      for (const capacity of [1, 2, 7]) {
+        const { db, outbox, rows } = yield* setup({ outbox: { capacity } })
+        yield* db.breaker.forceOpen
+        for (let i = 0; i < capacity; i++) {
+          expect(yield* outbox.write(order(i))).toMatchObject({ _tag: "Queued", key: `o-${i}`, duplicate: false })
+        }
+        expect(yield* outbox.depth).toBe(capacity)
+        expect(yield* Effect.flip(outbox.enqueue(order(capacity)))).toMatchObject({ _tag: "OutboxFull", capacity })
+        expect(yield* Effect.flip(outbox.write(order(capacity + 1)))).toMatchObject({ _tag: "OutboxFull", capacity })
+        expect((yield* outbox.metrics)).toMatchObject({ depth: capacity, queued: capacity, refused: 2 })
+        yield* db.breaker.reset
+        yield* outbox.awaitEmpty
+        expect((yield* rows).length).toBe(capacity)
+        // Empty again: exactly `capacity` more fit.
+        yield* db.breaker.forceOpen
+        for (let i = 0; i < capacity; i++) expect((yield* outbox.enqueue(order(100 + i)))._tag).toBe("Queued")
+        expect(yield* Effect.flip(outbox.enqueue(order(200)))).toMatchObject({ _tag: "OutboxFull" })
+        yield* db.breaker.reset
+        yield* outbox.awaitEmpty
+      }
+    }).pipe(Effect.provide(quiet)))
+
+  it.scoped("one batch of writes arriving at once gets exactly the room left", () =>
+    Effect.gen(function*() {
+      const { db, outbox } = yield* setup({ outbox: { capacity: 10 } })
+      yield* db.breaker.forceOpen
+      for (let i = 0; i < 7; i++) yield* outbox.enqueue(order(i))
+      const results = yield* Effect.forEach(
+        Array.from({ length: 8 }, (_, i) => order(10 + i)),
+        (o) => Effect.either(outbox.enqueue(o)),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter(Either.isRight).length).toBe(3)
+      expect(results.filter((result) => Either.isLeft(result) && result.left._tag === "OutboxFull").length).toBe(5)
+      expect(yield* outbox.depth).toBe(10)
+    }).pipe(Effect.provide(quiet)))
+
+  it.scoped("the bounds of the options are inclusive: capacity 1, batchSize 1 and 1000 are accepted", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const context = yield* build(database(dir))
+      const made = (name: string, options: Partial<OrderOutboxOptions>) =>
+        Effect.provide(
+          Outbox.make(outboxOptions(dir, { name, path: path.join(dir, `${name}.outbox`), ...options })),
+          context
+        )
+      expect((yield* made("a", { capacity: 1 })).capacity).toBe(1)
+      yield* made("b", { replay: { batchSize: 1 } })
+      yield* made("c", { replay: { batchSize: 1000 } })
+      const refused = (options: Partial<OrderOutboxOptions>) =>
+        Effect.map(
+          Effect.flip(made("d", options)),
+          (error) => (error._tag === "InvalidOptions" ? error.field : error._tag)
+        )
+      expect(yield* refused({ replay: { batchSize: 1001 } })).toBe("replay.batchSize")
+      expect(yield* refused({ replay: { batchSize: 0 } })).toBe("replay.batchSize")
+      expect(yield* refused({ capacity: 0 })).toBe("capacity")
+      const nothing = yield* Effect.flip(Effect.provide(Outbox.make(null as never), context))
+      expect(nothing).toMatchObject({ _tag: "InvalidOptions", field: "options" })
+    }).pipe(Effect.provide(quiet)))
+})
