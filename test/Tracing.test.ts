@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
+import * as Fallback from "../src/Fallback.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
 import { makeRecordingTracer } from "./support/recordingTracer.js"
@@ -227,5 +229,130 @@ describe("Timeout traces", () => {
       const [query] = recorder.named("query")
       expect(query.parentId).toBe(handler.spanId)
       expect(query.traceId).toBe(handler.traceId)
+    }))
+})
+
+describe("Fallback traces", () => {
+  it.effect("a fallback taken is an event on the caller's span with the reason's type; none when the call answers", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const result = yield* Effect.all([
+        Effect.fail(new Unavailable()).pipe(Fallback.to("cached")),
+        Effect.fail(new NotFound()).pipe(Fallback.orElse(() => Effect.succeed("default"))),
+        Effect.succeed("fresh").pipe(Fallback.to("cached"))
+      ]).pipe(Effect.withSpan("handler"), recorder.run)
+      expect(result).toEqual(["cached", "default", "fresh"])
+      expect(recorder.eventsOf("handler").map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.fallback", {
+          "resilience.policy": "fallback",
+          "resilience.outcome": "taken",
+          "error.type": "Unavailable"
+        }],
+        ["resilience.fallback", {
+          "resilience.policy": "fallback",
+          "resilience.outcome": "taken",
+          "error.type": "NotFound"
+        }]
+      ])
+      expect(everything(recorder)).not.toContain("s3cret")
+    }))
+
+  it.effect("a failover records each provider skipped or failed, and which one answered", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const openBreaker = yield* CircuitBreaker.make({ name: "openai" })
+      yield* openBreaker.forceOpen
+      const answer = yield* Fallback.firstSuccess([
+        { name: "openai", breaker: openBreaker, run: Effect.succeed("never") },
+        { name: "anthropic", run: Effect.fail(new Unavailable()) },
+        { name: "local", run: Effect.succeed("answer") }
+      ]).pipe(Effect.withSpan("complete"), recorder.run)
+      expect(answer.provider).toBe("local")
+      expect(recorder.eventsOf("complete").map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.failover.provider", {
+          "resilience.policy": "failover",
+          "resilience.name": "openai",
+          "resilience.outcome": "skipped",
+          "error.type": "CircuitBreakerOpen",
+          "resilience.reason": "ForcedOpen"
+        }],
+        ["resilience.failover.provider", {
+          "resilience.policy": "failover",
+          "resilience.name": "anthropic",
+          "resilience.outcome": "failed",
+          "error.type": "Unavailable"
+        }],
+        ["resilience.failover", {
+          "resilience.policy": "failover",
+          "resilience.name": "local",
+          "resilience.outcome": "answered",
+          "resilience.attempt": 3
+        }]
+      ])
+      expect(everything(recorder)).not.toContain("s3cret")
+    }))
+
+  it.effect("a failover where every provider fails ends with outcome all_failed", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const exit = yield* Fallback.firstSuccess([
+        { name: "a", run: Effect.fail(new Unavailable()) },
+        { name: "b", run: Effect.fail(new NotFound()) }
+      ]).pipe(Effect.withSpan("complete"), recorder.run, Effect.exit)
+      expect(Exit.isFailure(exit)).toBe(true)
+      const events = recorder.eventsOf("complete")
+      expect(events.map((event) => event.attributes["resilience.outcome"])).toEqual(["failed", "failed", "all_failed"])
+      expect(events[2].attributes).toEqual({
+        "resilience.policy": "failover",
+        "resilience.outcome": "all_failed",
+        "resilience.attempt": 2
+      })
+    }))
+
+  it.effect("each hedged attempt is a child span of the caller's; a hedge started is an event with its delay", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      let calls = 0
+      // The first attempt hangs; the hedge started after 100 millis answers 50 millis later.
+      const call = Effect.suspend(() =>
+        ++calls === 1 ? Effect.never : Effect.as(Effect.sleep("50 millis"), `answer ${calls}`)
+      ).pipe(Effect.withSpan("http"))
+      const fiber = yield* call.pipe(
+        Fallback.hedge({ delay: "100 millis", maxAttempts: 3 }),
+        Effect.withSpan("handler"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("answer 2")
+      const [handler] = recorder.named("handler")
+      const attempts = recorder.named("resilience.hedge.attempt")
+      expect(attempts.map((span) => [span.parentId, span.attributeRecord])).toEqual([
+        [handler.spanId, { "resilience.policy": "hedge", "resilience.attempt": 1, "resilience.outcome": "interrupted" }],
+        [handler.spanId, { "resilience.policy": "hedge", "resilience.attempt": 2, "resilience.outcome": "success" }]
+      ])
+      // The attempts' own spans are under their attempt.
+      expect(recorder.named("http").map((span) => span.parentId)).toEqual(attempts.map((span) => span.spanId))
+      expect(handler.events.map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.hedge.started", {
+          "resilience.policy": "hedge",
+          "resilience.outcome": "started",
+          "resilience.attempt": 2,
+          "resilience.delay_ms": 100
+        }]
+      ])
+    }))
+
+  it.effect("a hedged call outside any span records nothing", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const fiber = yield* Effect.sleep("300 millis").pipe(
+        Fallback.hedge({ delay: "100 millis", maxAttempts: 2 }),
+        recorder.run,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(recorder.spans).toEqual([])
     }))
 })

@@ -16,6 +16,8 @@ import { CircuitBreakerOpen, isCircuitBreaker, make as makeBreaker } from "../Ci
 import type * as Fallback from "../Fallback.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
+import * as tracing from "./tracing.js"
+import { Attr } from "./tracing.js"
 
 // -----------------------------------------------------------------------------
 // to / orElse
@@ -36,6 +38,14 @@ const whenOf = (module: string, input: unknown): ((error: unknown) => boolean) |
   return when
 }
 
+/** Records a fallback taken on the caller's span, with the type of the failure it replaces. */
+const taken = (error: unknown): Effect.Effect<void> =>
+  tracing.event("resilience.fallback", () => ({
+    [Attr.policy]: "fallback",
+    [Attr.outcome]: "taken",
+    [Attr.errorType]: tracing.errorType(error)
+  }))
+
 /** @internal */
 export const to = dual(
   (args) => Effect.isEffect(args[0]),
@@ -46,9 +56,8 @@ export const to = dual(
   ): Effect.Effect<A | B, E, R> => {
     const when = whenOf("Fallback.to", input)
     const fallback = Effect.succeed(value)
-    return when === undefined
-      ? Effect.catchAll(self, () => fallback)
-      : Effect.catchIf(self, when, () => fallback)
+    const recover = (error: E) => Effect.zipRight(taken(error), fallback)
+    return when === undefined ? Effect.catchAll(self, recover) : Effect.catchIf(self, when, recover)
   }
 ) as any
 
@@ -69,7 +78,8 @@ export const orElse = dual(
       })
     }
     const when = whenOf("Fallback.orElse", input)
-    return when === undefined ? Effect.catchAll(self, f) : Effect.catchIf(self, when, f)
+    const recover = (error: E) => Effect.zipRight(taken(error), f(error))
+    return when === undefined ? Effect.catchAll(self, recover) : Effect.catchIf(self, when, recover)
   }
 ) as any
 
@@ -179,6 +189,24 @@ const validateProviders = (
   return providers
 }
 
+/** Records on the caller's span a provider skipped (its breaker open) or failed. */
+const providerEvent = <E>(failure: Fallback.ProviderFailure<E>): Effect.Effect<void> =>
+  tracing.event("resilience.failover.provider", () =>
+    failure._tag === "Skipped"
+      ? {
+        [Attr.policy]: "failover",
+        [Attr.name]: failure.provider,
+        [Attr.outcome]: "skipped",
+        [Attr.errorType]: failure.rejection._tag,
+        [Attr.reason]: failure.rejection.reason
+      }
+      : {
+        [Attr.policy]: "failover",
+        [Attr.name]: failure.provider,
+        [Attr.outcome]: "failed",
+        [Attr.errorType]: tracing.errorType(failure.error)
+      })
+
 /** @internal */
 export const firstSuccess = <A, E, R>(
   providers: ReadonlyArray<Fallback.Provider<A, E, R>>
@@ -197,28 +225,48 @@ export const firstSuccess = <A, E, R>(
   return Effect.suspend(() => {
     const failures: Array<Fallback.ProviderFailure<E>> = []
     const next = (index: number): Effect.Effect<Fallback.Answer<A, E>, AllProvidersFailed<E>, R> => {
-      if (index === providers.length) return Effect.fail(new AllProvidersFailed({ failures }))
+      if (index === providers.length) {
+        return Effect.zipRight(
+          tracing.event("resilience.failover", () => ({
+            [Attr.policy]: "failover",
+            [Attr.outcome]: "all_failed",
+            [Attr.attempt]: providers.length
+          })),
+          Effect.fail(new AllProvidersFailed({ failures }))
+        )
+      }
       const provider = providers[index]
       const breaker = provider.breaker
       const attempt = Effect.matchEffect(provider.run, {
         onFailure: (error) => {
           // Turned away by its own breaker inside `run`: a skip, not a failure of the provider.
           const rejection = breaker === undefined ? undefined : rejectionBy(breaker, error)
-          failures.push(
-            rejection === undefined
-              ? { _tag: "Failed", provider: provider.name, error }
-              : { _tag: "Skipped", provider: provider.name, rejection }
-          )
-          return next(index + 1)
+          const failure: Fallback.ProviderFailure<E> = rejection === undefined
+            ? { _tag: "Failed", provider: provider.name, error }
+            : { _tag: "Skipped", provider: provider.name, rejection }
+          failures.push(failure)
+          return Effect.zipRight(providerEvent(failure), next(index + 1))
         },
-        onSuccess: (value) => Effect.succeed({ value, provider: provider.name, failures })
+        onSuccess: (value) =>
+          failures.length === 0
+            ? Effect.succeed({ value, provider: provider.name, failures })
+            : Effect.as(
+              tracing.event("resilience.failover", () => ({
+                [Attr.policy]: "failover",
+                [Attr.name]: provider.name,
+                [Attr.outcome]: "answered",
+                [Attr.attempt]: index + 1
+              })),
+              { value, provider: provider.name, failures }
+            )
       })
       if (breaker === undefined) return attempt
       return Effect.flatMap(breaker.state, (state) =>
         rejectsEverything(state)
           ? Effect.flatMap(rejectionOf(breaker, state), (rejection) => {
-            failures.push({ _tag: "Skipped", provider: provider.name, rejection })
-            return next(index + 1)
+            const failure: Fallback.ProviderFailure<E> = { _tag: "Skipped", provider: provider.name, rejection }
+            failures.push(failure)
+            return Effect.zipRight(providerEvent(failure), next(index + 1))
           })
           : attempt)
     }
@@ -336,15 +384,28 @@ const runHedge = <A, E, R>(self: Effect.Effect<A, E, R>, config: HedgeConfig): E
       return failed === started ? finish(Effect.failCause(exit.cause)) : Effect.void
     }
 
+    const delayMillis = Duration.toMillis(config.delay)
+    const hedged = (attempt: number) =>
+      tracing.event("resilience.hedge.started", () => ({
+        [Attr.policy]: "hedge",
+        [Attr.outcome]: "started",
+        [Attr.attempt]: attempt,
+        [Attr.delayMillis]: delayMillis
+      }))
+
     const start: Effect.Effect<void, never, R> = Effect.suspend(() => {
       if (finished || started >= config.maxAttempts) return Effect.void
       const attempt = ++started
-      const running = FiberSet.run(fibers, Effect.flatMap(Effect.exit(self), onExit))
+      const traced = tracing.childSpan(self, "resilience.hedge.attempt", () => ({
+        [Attr.policy]: "hedge",
+        [Attr.attempt]: attempt
+      }))
+      const running = FiberSet.run(fibers, Effect.flatMap(Effect.exit(traced), onExit))
       if (attempt === config.maxAttempts) return running
       // Hedge when this attempt is still the latest one after `delay`.
       const timer = Effect.zipRight(
         Effect.sleep(config.delay),
-        Effect.suspend(() => (started === attempt ? start : Effect.void))
+        Effect.suspend(() => (started === attempt && !finished ? Effect.zipRight(hedged(attempt + 1), start) : Effect.void))
       )
       return Effect.zipRight(running, FiberSet.run(fibers, timer))
     })
