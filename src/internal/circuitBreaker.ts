@@ -411,6 +411,12 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
       // The common case decides nothing: the call runs under the current epoch.
       return this.run(fiber, clock, restore(effect), state.epoch, -1, startedAt)
     }
+    const retryAfter = Machine.rejectInPlace(state, startedAt)
+    if (retryAfter >= 0) {
+      callsCounter.unsafeUpdate(1, this.labels.ofFiber(fiber).outcome.rejected)
+      const reason = retryAfter === Number.POSITIVE_INFINITY ? "ForcedOpen" : "Open"
+      return Effect.fail(rejection(this.name, reason, retryAfter))
+    }
     const [decision, next, effects] = Machine.acquire(state, startedAt, this.config)
     if (next !== state) this.cell.set(next)
     if (decision._tag === "Rejected") {
@@ -526,6 +532,7 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
       if (slowCallMillis !== undefined && duration >= slowCallMillis) callsCounter.unsafeUpdate(1, labels.outcome.slow)
     }
     const state = this.cell.get()
+    if (Machine.recordClosedInPlace(state, epoch, outcome, endedAt, duration, message, this.config)) return noEffects
     const [, next, effects] = Machine.record(state, epoch, probe, outcome, endedAt, duration, message, this.config)
     this.cell.set(next)
     return effects

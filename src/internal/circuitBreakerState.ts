@@ -131,7 +131,8 @@ export type Outcome = "success" | "failure" | "ignored" | "interrupted"
 const EPSILON = 1e-9
 const RECENT_FAILURES = 50
 
-const emptyStats: Stats = {
+/** A new, unshared record of zeros: the live state's stats are updated in place. */
+const emptyStats = (): Stats => ({
   total: 0,
   successful: 0,
   failed: 0,
@@ -143,7 +144,7 @@ const emptyStats: Stats = {
   consecutiveSuccesses: 0,
   stateChanges: 0,
   recentFailures: []
-}
+})
 
 // Hot paths build states and stats with object literals that list every field: on the
 // V8 versions Node 20 ships, a spread costs several times more than a literal.
@@ -213,7 +214,7 @@ export const initial = (config: Config, now: number, firstOpenDelay: number, sch
   recoveryCredit: 1,
   isolations: 0,
   window: Window.empty(config.window),
-  stats: emptyStats,
+  stats: emptyStats(),
   seq: 0
 })
 
@@ -405,12 +406,7 @@ const count = (
   streak: "success" | "failure" | undefined
 ): Stats => {
   const failed = outcome === "failure"
-  let recent = t.recentFailures
-  if (failed) {
-    const kept = recent.length >= RECENT_FAILURES ? recent.slice(recent.length - RECENT_FAILURES + 1) : recent.slice()
-    kept.push({ at: now, message })
-    recent = kept
-  }
+  const recent = failed ? appendFailure(t.recentFailures, now, message) : t.recentFailures
   return makeStats(
     t,
     t.total + 1,
@@ -431,10 +427,19 @@ const uncounted = (s: State, outcome: Outcome, slow: boolean, now: number, messa
   withStats(s, count(s.stats, outcome, slow, now, message, undefined))
 
 /** Why a Closed breaker must open now, if it must. */
-const tripReason = (state: State, outcome: Outcome, now: number, config: Config): Reason | undefined => {
-  if (outcome === "failure" && state.stats.consecutiveFailures >= config.failureThreshold) return "FailureThreshold"
+const tripReason = (state: State, outcome: Outcome, now: number, config: Config): Reason | undefined =>
+  tripReasonOf(state.window, outcome, state.stats.consecutiveFailures, now, config)
+
+const tripReasonOf = (
+  window: Window.Window,
+  outcome: Outcome,
+  consecutiveFailures: number,
+  now: number,
+  config: Config
+): Reason | undefined => {
+  if (outcome === "failure" && consecutiveFailures >= config.failureThreshold) return "FailureThreshold"
   if (config.failureRateThreshold === undefined && config.slowCallRateThreshold === undefined) return undefined
-  const totals = Window.totals(state.window, now)
+  const totals = Window.totals(window, now)
   if (totals.calls === 0 || totals.calls < config.minimumCalls) return undefined
   if (config.failureRateThreshold !== undefined && totals.failures / totals.calls >= config.failureRateThreshold) {
     return "FailureRate"
@@ -522,6 +527,87 @@ export const record = (
 }
 
 // -----------------------------------------------------------------------------
+// Hot paths, in place
+// -----------------------------------------------------------------------------
+
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+
+const appendFailure = (recent: ReadonlyArray<Failure>, at: number, message: string): ReadonlyArray<Failure> => {
+  // A new array: snapshots handed to readers (metrics.recentFailures) never change under them.
+  const kept = recent.length >= RECENT_FAILURES ? recent.slice(recent.length - RECENT_FAILURES + 1) : recent.slice()
+  kept.push({ at, message })
+  return kept
+}
+
+/**
+ * `record` for the common case, applied to the live state in place: a call of the current
+ * epoch ends while the breaker is `Closed` (or `ForcedClosed`) and trips nothing. The shell
+ * owns the live state (the value of the breaker's `Ref`, read and written within one fiber
+ * step, and every transition makes a new one), so this changes exactly what `record` would
+ * without a new state per call: only the window allocates. Returns `false`, having changed
+ * nothing, when the call is late, the breaker is in another state, or the call trips it:
+ * then `record` decides.
+ *
+ * @internal
+ */
+export const recordClosedInPlace = (
+  state: State,
+  epoch: number,
+  outcome: Outcome,
+  now: number,
+  durationMillis: number,
+  failureMessage: string,
+  config: Config
+): boolean => {
+  if (epoch !== state.epoch || (state.status !== "Closed" && state.status !== "ForcedClosed")) return false
+  const stats = state.stats as Mutable<Stats>
+  if (outcome === "ignored" || outcome === "interrupted") {
+    stats.total++
+    if (outcome === "ignored") stats.ignored++
+    else stats.interrupted++
+    return true
+  }
+  const failed = outcome === "failure"
+  const slow = config.slowCallMillis !== undefined && durationMillis >= config.slowCallMillis
+  const window = Window.add(state.window, (failed ? Window.FAILURE : 0) | (slow ? Window.SLOW : 0), now)
+  const consecutiveFailures = failed ? stats.consecutiveFailures + 1 : 0
+  if (state.status === "Closed" && tripReasonOf(window, outcome, consecutiveFailures, now, config) !== undefined) {
+    return false
+  }
+  ;(state as Mutable<State>).window = window
+  stats.total++
+  if (slow) stats.slow++
+  stats.consecutiveFailures = consecutiveFailures
+  if (failed) {
+    stats.failed++
+    stats.consecutiveSuccesses = 0
+    stats.recentFailures = appendFailure(stats.recentFailures, now, failureMessage)
+  } else {
+    stats.successful++
+    stats.consecutiveSuccesses++
+  }
+  return true
+}
+
+/**
+ * `acquire` for a call rejected while `Open` (its open period not over) or forced open,
+ * applied in place: counts the rejection and returns the `retryAfter` in ms (`Infinity` when
+ * forced open), or -1, having changed nothing, in any other case.
+ *
+ * @internal
+ */
+export const rejectInPlace = (state: State, now: number): number => {
+  let retryAfter: number
+  if (state.isolations > 0 || state.status === "ForcedOpen") retryAfter = Number.POSITIVE_INFINITY
+  else if (state.status === "Open" && now < state.openUntil) retryAfter = state.openUntil - now
+  else return -1
+  const stats = state.stats as Mutable<Stats>
+  stats.total++
+  stats.rejected++
+  return retryAfter
+}
+
+// -----------------------------------------------------------------------------
 // Commands
 // -----------------------------------------------------------------------------
 
@@ -555,9 +641,9 @@ export const command = (state: State, command: Command, now: number): readonly [
         ? result(undefined, current, events, undefined)
         : result(undefined, toClosed(current, now, "ForceClosed", events, "ForcedClosed"), events, "restart")
     case "Reset": {
-      const cleared: State = { ...current, stats: emptyStats }
+      const cleared: State = { ...current, stats: emptyStats() }
       const next = toClosed(cleared, now, "Reset", events)
-      return result(undefined, { ...next, stats: emptyStats }, events, "restart")
+      return result(undefined, { ...next, stats: emptyStats() }, events, "restart")
     }
     // Isolating or releasing makes every call in flight late, probes included: their permits go.
     case "Isolate":
