@@ -143,6 +143,28 @@ describe("options", () => {
     }).pipe(quiet))
 })
 
+describe("null options", () => {
+  it.scoped("every constructor refuses null or a non-object as InvalidOptions naming options", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "app.sqlite")
+      for (const bad of [null, 42, "orders"]) {
+        const layers: ReadonlyArray<Layer.Layer<unknown, unknown>> = [
+          Sqlite.layer(bad as never),
+          Sqlite.layerClient(bad as never),
+          Pg.layer(bad as never),
+          Pg.layerClient(bad as never),
+          Pg.layer({ host: "localhost" }, bad as never),
+          Sql.layer(bad as never).pipe(Layer.provide(Sqlite.layerClient({ filename }))),
+          Sql.layerConnecting(Sqlite.layerClient({ filename }), bad as never)
+        ]
+        for (const layer of layers) {
+          const error = yield* Effect.flip(Layer.build(layer))
+          expect(error).toMatchObject({ _tag: "InvalidOptions", field: "options" })
+        }
+      }
+    }).pipe(quiet))
+})
+
 describe("resilient queries on SQLite", () => {
   it.scoped("runs a query in a pipe, with the client provided", () =>
     Effect.gen(function*() {
@@ -558,7 +580,8 @@ describe("PostgreSQL settings", () => {
         [url(`postgres://app:${secret}@/app`), "url", "no host"],
         [{ host: "localhost", port: 70_000 }, "port", "an integer in 1..65535"],
         [{ host: "localhost", port: 5432.5 }, "port", "an integer in 1..65535"],
-        [{ url: `postgres://app:${secret}@localhost/app` as never }, "url", "a Redacted URL"]
+        [{ url: `postgres://app:${secret}@localhost/app` as never }, "url", "a Redacted URL"],
+        [{ host: "localhost", password: secret as never }, "password", "a Redacted password"]
       ]
       for (const [config, field, why] of cases) {
         const error = yield* refused(config)

@@ -113,7 +113,7 @@ const retryClass = (error: unknown): Retry.ErrorClass =>
 
 const validate = (input: Sql.Options | undefined): Either.Either<Config, InvalidOptions> =>
   Either.gen(function*() {
-    const options = input ?? {}
+    const options = yield* options_.object(MODULE, input, false)
     const name = yield* options_.field(MODULE, "name", options.name, options_.nonEmptyString, "database")
     const timeout = yield* options_.duration(MODULE, "timeout", options.timeout, defaultTimeout, {
       positive: true,

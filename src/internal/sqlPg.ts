@@ -9,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as Sql from "../Sql.js"
+import * as options_ from "./options.js"
 import * as sql from "./sql.js"
 import { type DatabaseError, toDatabaseError } from "./sqlErrors.js"
 
@@ -104,6 +105,16 @@ export const validate = (config: PgClient.PgClientConfig): Either.Either<PgClien
       }
       yield* validateUrl(Redacted.value(config.url))
     }
+    if (config.password !== undefined && !Redacted.isRedacted(config.password)) {
+      return yield* Either.left(
+        new InvalidOptions({
+          module: MODULE,
+          field: "password",
+          expected: "a Redacted password (Redacted.make, or Config.redacted)",
+          received: typeof config.password
+        })
+      )
+    }
     const port: unknown = config.port
     if (port !== undefined && !(Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535)) {
       return yield* Either.left(
@@ -136,7 +147,7 @@ export const layer = (
   config: PgClient.PgClientConfig,
   options?: Sql.Options
 ): Layer.Layer<sql.ResilientSql, InvalidOptions> =>
-  Either.match(validate(config), {
+  Either.match(Either.flatMap(options_.object(MODULE, options, false), () => validate(config)), {
     onLeft: Layer.fail,
     onRight: (valid) => sql.layerConnecting(clientLayer(valid), { ...options, name: options?.name ?? "postgres" })
   })

@@ -37,7 +37,7 @@ interface ClientConfig {
 
 const validate = (input: Sqlite.ClientOptions | undefined): Either.Either<ClientConfig, InvalidOptions> =>
   Either.gen(function*() {
-    const options = input ?? {}
+    const options = yield* options_.object(MODULE, input, false)
     const filename = yield* options_.field(
       MODULE,
       "filename",
