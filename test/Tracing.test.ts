@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
+import * as Bulkhead from "../src/Bulkhead.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
 import * as Fallback from "../src/Fallback.js"
+import * as RateLimit from "../src/RateLimit.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
 import { makeRecordingTracer } from "./support/recordingTracer.js"
@@ -355,4 +357,101 @@ describe("Fallback traces", () => {
       yield* Fiber.join(fiber)
       expect(recorder.spans).toEqual([])
     }))
+})
+
+describe("Bulkhead traces", () => {
+  it.effect("a call that queues waits in a child span; a call turned away is an event; a call admitted at once adds nothing", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const bulkhead = yield* Bulkhead.make({ name: "payments", maxConcurrent: 1, maxQueue: 1 })
+      const gate = yield* Deferred.make<void>()
+      const first = yield* bulkhead.run(Deferred.await(gate)).pipe(Effect.withSpan("first"), recorder.run, Effect.fork)
+      yield* Effect.yieldNow()
+      const second = yield* bulkhead.run(Effect.succeed("second")).pipe(
+        Effect.withSpan("second"),
+        recorder.run,
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      const third = yield* bulkhead.run(Effect.succeed("third")).pipe(Effect.withSpan("third"), recorder.run, Effect.exit)
+      expect(Exit.isFailure(third)).toBe(true)
+      yield* TestClock.adjust("250 millis")
+      yield* Deferred.succeed(gate, void 0)
+      yield* Fiber.join(first)
+      expect(yield* Fiber.join(second)).toBe("second")
+
+      expect(recorder.named("first")[0].events).toEqual([])
+      const [secondSpan] = recorder.named("second")
+      const [wait] = recorder.named("resilience.bulkhead.wait")
+      expect(wait.parentId).toBe(secondSpan.spanId)
+      expect(wait.attributeRecord).toEqual({
+        "resilience.policy": "bulkhead",
+        "resilience.name": "payments",
+        "resilience.queue_position": 1,
+        "resilience.outcome": "success"
+      })
+      expect(recorder.named("third")[0].events.map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.bulkhead.rejected", {
+          "resilience.policy": "bulkhead",
+          "resilience.name": "payments",
+          "resilience.outcome": "rejected",
+          "resilience.max_concurrent": 1,
+          "resilience.max_queue": 1
+        }]
+      ])
+    }))
+
+  it.effect("a waiter interrupted in the queue ends its wait span as interrupted", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const bulkhead = yield* Bulkhead.make({ name: "reports", maxConcurrent: 1, maxQueue: 5 })
+      const holder = yield* bulkhead.run(Effect.never).pipe(Effect.fork)
+      yield* Effect.yieldNow()
+      const waiter = yield* bulkhead.run(Effect.void).pipe(Effect.withSpan("waiter"), recorder.run, Effect.fork)
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(waiter)
+      yield* Fiber.interrupt(holder)
+      const [wait] = recorder.named("resilience.bulkhead.wait")
+      expect(wait.attributeRecord["resilience.outcome"]).toBe("interrupted")
+      expect((yield* bulkhead.stats).queued).toBe(0)
+    }))
+})
+
+describe("RateLimit traces", () => {
+  it.effect("a call turned away by a rejecting limiter is an event with the limiter and when to retry", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const limiter = yield* RateLimit.make({ name: "search", limit: 1, interval: "1 second", mode: "reject" })
+      yield* limiter.run(Effect.void).pipe(Effect.withSpan("first"), recorder.run)
+      const exit = yield* limiter.run(Effect.void).pipe(Effect.withSpan("second"), recorder.run, Effect.exit)
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(recorder.named("first")[0].events).toEqual([])
+      expect(recorder.named("second")[0].events.map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.rate_limit.rejected", {
+          "resilience.policy": "rate_limit",
+          "resilience.name": "search",
+          "resilience.outcome": "rejected",
+          "resilience.retry_after_ms": 1000
+        }]
+      ])
+    }))
+
+  it.effect("a call that waits for a waiting limiter is an event with how long it waited; one that does not adds nothing", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const limiter = yield* RateLimit.make({ name: "geocoder", limit: 1, interval: "1 second" })
+      yield* limiter(Effect.void).pipe(Effect.withSpan("first"), recorder.run)
+      const second = yield* limiter(Effect.succeed("second")).pipe(Effect.withSpan("second"), recorder.run, Effect.fork)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(second)).toBe("second")
+      expect(recorder.named("first")[0].events).toEqual([])
+      expect(recorder.named("second")[0].events.map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.rate_limit.waited", {
+          "resilience.policy": "rate_limit",
+          "resilience.name": "geocoder",
+          "resilience.outcome": "waited",
+          "resilience.wait_ms": 1000
+        }]
+      ])
+    }).pipe(Effect.scoped))
 })

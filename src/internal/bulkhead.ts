@@ -9,6 +9,8 @@ import * as Ref from "effect/Ref"
 import type * as Bulkhead from "../Bulkhead.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
+import * as tracing from "./tracing.js"
+import { Attr } from "./tracing.js"
 import { counter } from "./metric.js"
 import { withLabels } from "./metricLabels.js"
 
@@ -152,10 +154,25 @@ export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
       })
 
     const countRejected = labelled((labels) => rejectedCounter.unsafeUpdate(1, labels))
-    const full = Effect.zipRight(
-      countRejected,
-      Effect.suspend(() => Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue })))
+    const rejectedEvent = tracing.event("resilience.bulkhead.rejected", () => ({
+      [Attr.policy]: "bulkhead",
+      [Attr.name]: name,
+      [Attr.outcome]: "rejected",
+      [Attr.maxConcurrent]: maxConcurrent,
+      [Attr.maxQueue]: maxQueue
+    }))
+    const full = countRejected.pipe(
+      Effect.zipRight(rejectedEvent),
+      Effect.zipRight(Effect.suspend(() => Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue }))))
     )
+    // The wait of a queued call, as a child span of the caller's: the time it spent queued
+    // shows in the trace, and ends `interrupted` when the caller gave up.
+    const wait = (waiter: Deferred.Deferred<void>, position: number) =>
+      tracing.childSpan(Deferred.await(waiter), "resilience.bulkhead.wait", () => ({
+        [Attr.policy]: "bulkhead",
+        [Attr.name]: name,
+        [Attr.queuePosition]: position
+      }))
 
     const releasePermit: Effect.Effect<void> = Effect.flatMap(
       Ref.modify(ref, (state) => {
@@ -194,7 +211,9 @@ export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
               if (admission === RUN) return Effect.zipRight(report(after), permitted)
               if (admission === FULL) return full
               return report(after).pipe(
-                Effect.zipRight(Effect.onInterrupt(restore(Deferred.await(waiter)), () => leaveQueue(waiter))),
+                Effect.zipRight(
+                  Effect.onInterrupt(restore(wait(waiter, Chunk.size(after.queue))), () => leaveQueue(waiter))
+                ),
                 Effect.zipRight(permitted)
               )
             }))

@@ -1,4 +1,5 @@
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,6 +12,8 @@ import type * as Scope from "effect/Scope"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import * as options from "./options.js"
+import * as tracing from "./tracing.js"
+import { Attr } from "./tracing.js"
 import { counter } from "./metric.js"
 import { withLabels } from "./metricLabels.js"
 
@@ -170,9 +173,16 @@ const makeRejecting = (
       Clock.currentTimeMillis,
       (now) =>
         Effect.flatMap(take(now), (wait) =>
-          wait === 0 ? Effect.void : Effect.zipRight(
-            countRejected,
-            Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) }))
+          wait === 0 ? Effect.void : countRejected.pipe(
+            Effect.zipRight(tracing.event("resilience.rate_limit.rejected", () => ({
+              [Attr.policy]: "rate_limit",
+              [Attr.name]: name,
+              [Attr.outcome]: "rejected",
+              [Attr.retryAfterMillis]: wait
+            }))),
+            Effect.zipRight(
+              Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) }))
+            )
           ))
     )
     const limiter: RateLimit.RejectingRateLimiter = {
@@ -204,9 +214,37 @@ export function make(
     (config): Effect.Effect<RateLimit.RejectingRateLimiter | RateLimiter.RateLimiter, never, Scope.Scope> =>
       config.mode === "reject"
         ? makeRejecting(config)
-        : RateLimiter.make({ limit: config.limit, interval: config.interval, algorithm: config.algorithm })
+        : Effect.map(
+          RateLimiter.make({ limit: config.limit, interval: config.interval, algorithm: config.algorithm }),
+          (limiter) => traceWaits(limiter, config.name)
+        )
   )
 }
+
+/**
+ * Effect's limiter, recording on the caller's span how long a call waited for it
+ * (`resilience.rate_limit.waited`). A caller in no span, or one that did not wait, gets the
+ * limiter as it is.
+ */
+const traceWaits = (limiter: RateLimiter.RateLimiter, name: string): RateLimiter.RateLimiter =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime<A, E, R>((fiber) => {
+    if (tracing.unsafeCurrentSpan(fiber) === undefined) return limiter(effect)
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const before = clock.unsafeCurrentTimeMillis()
+    return limiter(Effect.suspend(() => {
+      const waited = clock.unsafeCurrentTimeMillis() - before
+      if (waited > 0) {
+        tracing.unsafeEvent(fiber, "resilience.rate_limit.waited", () => ({
+          [Attr.policy]: "rate_limit",
+          [Attr.name]: name,
+          [Attr.outcome]: "waited",
+          [Attr.waitMillis]: waited
+        }))
+      }
+      return effect
+    }))
+  })
 
 /** @internal */
 export const run = dual<

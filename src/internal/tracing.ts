@@ -37,6 +37,9 @@ export const Attr = {
   timeoutMillis: "resilience.timeout_ms",
   elapsedMillis: "resilience.elapsed_ms",
   reason: "resilience.reason",
+  maxConcurrent: "resilience.max_concurrent",
+  maxQueue: "resilience.max_queue",
+  queuePosition: "resilience.queue_position",
   from: "resilience.from",
   to: "resilience.to"
 } as const
