@@ -15,7 +15,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
 import * as KeyValueStoreCache from "../src/Cache/KeyValueStore.js"
-import { entryName } from "../src/internal/keyValueStoreCache.js"
+import { entryName, indexName } from "../src/internal/keyValueStoreCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 
 const made: Array<string> = []
@@ -251,6 +251,26 @@ describe("KeyValueStoreCache", () => {
         "OutOfMemory",
         "Unknown"
       ])
+    }))
+
+  it.effect("a key whose index write failed (full disk) is indexed by its next set, so invalidate finds it", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const shard = path.join(dir, indexName("user:1"))
+      const first = yield* withCache(dir, (cache) =>
+        Effect.gen(function*() {
+          yield* cache.delete("other") // loads the index
+          // Its shard's file is now /dev/full: every write fails with ENOSPC, as on a full disk.
+          fs.symlinkSync("/dev/full", shard)
+          const failed = yield* Effect.either(cache.set("user:1", "a"))
+          fs.unlinkSync(shard) // the disk has room again
+          yield* cache.set("user:1", "b")
+          return Either.isLeft(failed) ? failed.left.reason : "succeeded"
+        }))
+      expect(first).toBe("OutOfMemory")
+      // After a restart, only the index on disk knows the key.
+      expect(yield* withCache(dir, (cache) => cache.invalidate("user:"))).toBe(1)
+      expect(entryFiles(dir)).toEqual([])
     }))
 
   it.effect("ResilientCache over an unwritable directory absorbs every failure (error channel never)", () =>

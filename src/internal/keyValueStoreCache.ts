@@ -86,6 +86,13 @@ const shardCount = 16
 const shardOf = (key: string): number => fnv1a(key, 0x811c9dc5) & (shardCount - 1)
 const shardName = (shard: number): string => `index-${shard.toString(16)}`
 
+/**
+ * The name of the index shard that holds `key`.
+ *
+ * @internal
+ */
+export const indexName = (key: string): string => shardName(shardOf(key))
+
 const StoredEntry = Schema.parseJson(
   Schema.Struct({ key: Schema.String, expiresAt: Schema.NullOr(Schema.Number), value: Schema.String })
 )
@@ -216,16 +223,23 @@ export const fromStore = (
     const index = memoizeSuccess(
       Effect.forEach(Array.from({ length: shardCount }, (_, shard) => shard), loadShard, { concurrency: 4 })
     )
+    // Shards whose last write failed: written again by the next `set` in them, so that a key
+    // added while the disk was full is indexed before its entry is written.
+    const unsaved = new Set<number>()
     const persistShard = (shards: ReadonlyArray<Map<string, number>>, shard: number) =>
       locks[shard]!.withPermits(1)(
         Effect.suspend(() => {
           const entries = shards[shard]!
-          return entries.size === 0
+          const write = entries.size === 0
             ? removeQuietly(shardName(shard))
             : store.set(
               shardName(shard),
               JSON.stringify(Array.from(entries, ([key, expiresAt]) => [key, toStored(expiresAt)]))
             )
+          return Effect.onExit(write, (exit) => Effect.sync(() => {
+            if (exit._tag === "Success") unsaved.delete(shard)
+            else unsaved.add(shard)
+          }))
         })
       )
 
@@ -316,8 +330,8 @@ export const fromStore = (
         const hint = shards[shard]!.get(key)
         if (hint === undefined || hint < expiresAt) {
           shards[shard]!.set(key, expiresAt)
-          if (hint === undefined) yield* Effect.mapError(persistShard(shards, shard), failed)
         }
+        if (hint === undefined || unsaved.has(shard)) yield* Effect.mapError(persistShard(shards, shard), failed)
         const entry = JSON.stringify({ key, expiresAt: toStored(expiresAt), value })
         yield* Effect.mapError(store.set(entryName(key), entry), failed)
         if (now >= nextSweepAt) {
