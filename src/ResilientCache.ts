@@ -93,6 +93,17 @@ export interface Options {
    */
   readonly timeout?: Duration.DurationInput | undefined
   /**
+   * How long the caller of a half-open probe waits for it (default 1 millisecond;
+   * `Duration.infinity` to wait for the probe). A probe that has not answered by then runs
+   * on in the background, its outcome still deciding the breaker, while its caller gets the
+   * fallback: with the breaker open or half-open in front of a frozen cache, no caller
+   * sits out the command timeout. A cache on the same host answers a probe's caller
+   * within it; a farther one gives that caller a miss, once per probe. Applies to the
+   * breaker this cache makes (`breaker.probePatience` overrides it); a breaker given
+   * ready-made keeps its own.
+   */
+  readonly probePatience?: Duration.DurationInput | undefined
+  /**
    * The breaker's options (defaults for a cache: `failureThreshold` 5, `resetTimeout` 30
    * seconds, `successThreshold` 3; `TooLarge` and `Protocol` errors do not count as
    * failures), or a breaker made elsewhere, e.g. one shared with a health registry.
@@ -138,8 +149,8 @@ export {
  * Provides `ResilientCache` over the `Cache` in the context, and provides `Cache` again
  * as the resilient one (whose operations never fail), so code written against `Cache`
  * runs on it unchanged. Defaults: name `"cache"`, timeout 5 seconds, breaker opening
- * after 5 consecutive failures for 30 seconds and closing after 3 successful probes, no
- * memory fallback.
+ * after 5 consecutive failures for 30 seconds and closing after 3 successful probes,
+ * whose callers wait for them 1 millisecond at most, no memory fallback.
  *
  * @example
  * ```ts

@@ -26,7 +26,7 @@ const services = Effect.all({
   chaos: Chaos.CacheChaos
 })
 
-const callsReached = (chaos: Chaos.CacheChaos) => Effect.map(chaos.stats, (stats) => stats.calls)
+const callsReached = (chaos: Chaos.CacheChaosService) => Effect.map(chaos.stats, (stats) => stats.calls)
 
 const fallbackCount = (name: string, operation: string, cause: ResilientCache.FallbackCause) =>
   Effect.map(
@@ -383,6 +383,82 @@ describe("ResilientCache", () => {
       }
     }).pipe(Effect.scoped))
 
+  it.effect("no caller waits on a probe: its caller gets the fallback after probePatience, the probe decides", () =>
+    Effect.gen(function*() {
+      const { cache, chaos } = yield* services
+      for (let i = 0; i < 5; i++) {
+        const fiber = yield* Effect.fork(cache.get("k"))
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(fiber)).toEqual(Option.none())
+      }
+      expect(yield* cache.breaker.state).toBe("Open")
+      for (let period = 0; period < 3; period++) {
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* cache.breaker.state).toBe("HalfOpen")
+        const reached = yield* callsReached(chaos)
+        const probe = yield* Effect.fork(cache.get("k"))
+        yield* Effect.yieldNow()
+        expect(probe.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        // The default patience is 1 ms: the probe's caller has its miss, the probe runs on.
+        expect(yield* Fiber.join(probe)).toEqual(Option.none())
+        expect(yield* callsReached(chaos)).toBe(reached + 1)
+        // Meanwhile every read and write is answered at once, and none reaches the cache.
+        for (let i = 0; i < 10; i++) {
+          const read = yield* Effect.fork(cache.get(`k${i}`))
+          const write = yield* Effect.fork(cache.set(`k${i}`, "v"))
+          yield* Effect.yieldNow()
+          expect(read.unsafePoll()).not.toBeNull()
+          expect(write.unsafePoll()).not.toBeNull()
+        }
+        expect(yield* callsReached(chaos)).toBe(reached + 1)
+        // The probe times out at 1 s in the background, and its failure reopens the breaker.
+        expect(yield* cache.breaker.state).toBe("HalfOpen")
+        yield* TestClock.adjust("998 millis")
+        expect(yield* cache.breaker.state).toBe("HalfOpen")
+        yield* TestClock.adjust("1 millis")
+        expect(yield* cache.breaker.state).toBe("Open")
+      }
+      expect(yield* fallbackCount("patience", "get", "Timeout")).toBe(5)
+      expect(yield* fallbackCount("patience", "get", "CircuitOpen")).toBe(33)
+      expect(yield* fallbackCount("patience", "set", "CircuitOpen")).toBe(30)
+      expect((yield* cache.breaker.metrics).failedCalls).toBe(8)
+    }).pipe(
+      Effect.provide(stack({ outages: [{ ...forever, mode: "hang" }] }, { name: "patience", timeout: "1 second" }))
+    ))
+
+  it.effect("a slow probe still closes the breaker; one that answers within probePatience answers its caller", () =>
+    Effect.gen(function*() {
+      for (const [patience, answered] of [[undefined, Option.none()], ["50 millis", Option.some("v")]] as const) {
+        const base = yield* Cache.makeMemory()
+        yield* base.set("k", "v", { ttl: "1 hour" })
+        // A slow cache (20 ms per call) that hangs until 31 s.
+        const [slow] = yield* Chaos.makeCache(base, {
+          outages: [{ start: 0, duration: "31 seconds", mode: "hang" }],
+          latency: "20 millis"
+        })
+        const cache = yield* ResilientCache.fromCache(slow, {
+          name: `patience-${patience}`,
+          timeout: "1 second",
+          ...(patience === undefined ? {} : { probePatience: patience })
+        })
+        for (let i = 0; i < 5; i++) {
+          const fiber = yield* Effect.fork(cache.get("k"))
+          yield* TestClock.adjust("1 second")
+          yield* Fiber.join(fiber)
+        }
+        expect(yield* cache.breaker.state).toBe("Open")
+        yield* TestClock.adjust("30 seconds")
+        for (let probe = 0; probe < 3; probe++) {
+          expect(yield* cache.breaker.state).toBe("HalfOpen")
+          const fiber = yield* Effect.fork(cache.get("k"))
+          yield* TestClock.adjust("20 millis")
+          expect(yield* Fiber.join(fiber)).toEqual(answered)
+        }
+        expect(yield* cache.breaker.state).toBe("Closed")
+      }
+    }).pipe(Effect.scoped))
+
   it.effect("TooLarge and Protocol failures get the fallback but do not open the breaker", () =>
     Effect.gen(function*() {
       for (const reason of ["TooLarge", "Protocol"] as const) {
@@ -482,6 +558,8 @@ describe("ResilientCache", () => {
       const cases: Array<[ResilientCache.Options, string]> = [
         [{ name: "" }, "name"],
         [{ timeout: 0 }, "timeout"],
+        [{ probePatience: -1 }, "probePatience"],
+        [{ probePatience: "soon" as unknown as Duration.DurationInput }, "probePatience"],
         [{ memoryFallback: "yes" as unknown as boolean }, "memoryFallback"],
         [{ memoryFallback: { capacity: 0 } }, "capacity"],
         [{ breaker: { failureThreshold: 0 } }, "failureThreshold"],

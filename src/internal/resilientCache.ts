@@ -33,7 +33,10 @@ export const defaults = {
   timeout: Duration.seconds(5),
   failureThreshold: 5,
   successThreshold: 3,
-  resetTimeout: Duration.seconds(30)
+  resetTimeout: Duration.seconds(30),
+  // Long enough for a healthy cache on the same host or rack to answer its probe's caller,
+  // short enough that the caller of a probe of a frozen cache stays within a p99 of 2 ms.
+  probePatience: Duration.millis(1)
 } as const
 
 /**
@@ -101,6 +104,7 @@ const makeMetrics = (name: string) => {
 interface Validated {
   readonly name: string
   readonly timeout: Duration.Duration
+  readonly probePatience: Duration.Duration
   readonly memory: CacheModule.MemoryOptions | undefined
 }
 
@@ -120,17 +124,26 @@ const validate = (options: RC.Options | undefined): Either.Either<Validated, Inv
       positive: true,
       finite: false
     })
+    const probePatience = yield* options_.duration(
+      moduleName,
+      "probePatience",
+      o.probePatience,
+      defaults.probePatience,
+      { positive: true, finite: false }
+    )
     const memory = yield* options_.field(moduleName, "memoryFallback", o.memoryFallback, memoryOption, false)
     return {
       name,
       timeout,
+      probePatience,
       memory: memory === false ? undefined : memory === true ? {} : (o.memoryFallback as CacheModule.MemoryOptions)
     }
   })
 
 const makeBreaker = (
   name: string,
-  option: RC.Options["breaker"]
+  option: RC.Options["breaker"],
+  probePatience: Duration.Duration
 ): Effect.Effect<CircuitBreaker.CircuitBreaker, InvalidOptions> => {
   if (CircuitBreaker.isCircuitBreaker(option)) return Effect.succeed(option)
   if (option !== undefined && (typeof option !== "object" || option === null || Array.isArray(option))) {
@@ -152,6 +165,8 @@ const makeBreaker = (
     successThreshold: defaults.successThreshold,
     ...(given.openSchedule === undefined ? { resetTimeout: defaults.resetTimeout } : {}),
     isFailure: isBackendFailure,
+    // Infinite patience is the breaker's own default: the probe's caller waits for it.
+    ...(Duration.isFinite(probePatience) ? { probePatience } : {}),
     ...given,
     name
   })
@@ -186,7 +201,7 @@ export const fromCache = (
   Effect.gen(function*() {
     const validated = yield* validate(options)
     const { name, timeout } = validated
-    const breaker = yield* makeBreaker(name, options?.breaker)
+    const breaker = yield* makeBreaker(name, options?.breaker, validated.probePatience)
     const memory = validated.memory === undefined
       ? undefined
       : yield* CacheModule.makeMemory(validated.memory)

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type * as Cache from "../../src/Cache.js"
 import * as RedisCache from "../../src/Cache/Redis.js"
 import * as ResilientCache from "../../src/ResilientCache.js"
@@ -87,6 +88,9 @@ interface Measured {
 }
 
 const measured: Array<Measured> = []
+const measuredPatience: Array<Record<string, number>> = []
+/** ResilientCache's default probePatience, in milliseconds. */
+const probePatience = 1
 
 /**
  * The shared scenario: warm up, inject the fault, call until the breaker opens (each call
@@ -179,6 +183,7 @@ describe("ResilientCache over a real Redis, under real faults", () => {
   afterAll(() => {
     // The numbers behind the bounds asserted in each test, for the record.
     if (measured.length > 0) console.table(measured)
+    if (measuredPatience.length > 0) console.table(measuredPatience)
   })
 
   it.live("server killed (connection refused): no error, fast failures, recovery after restart", () =>
@@ -295,6 +300,49 @@ describe("ResilientCache over a real Redis, under real faults", () => {
         yield* Effect.sleep(Duration.millis(Math.max(0, 1700 - (Date.now() - start))))
         expect(yield* cache.get("short")).toEqual(Option.none())
         expect(yield* cache.get("long")).toEqual(Option.some("l"))
+      } finally {
+        server.cont()
+      }
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)))
+
+  it.live("frozen: once open, no read waits on a probe, and one read per open period reaches Redis", () =>
+    Effect.gen(function*() {
+      const { cache, reached, server } = yield* setup("probe-patience")
+      yield* cache.set("warm", "before")
+      const halfOpenings: Array<number> = []
+      const changes = yield* cache.breaker.subscribe
+      yield* changes.pipe(
+        Stream.runForEach((change) => Effect.sync(() => change.to === "HalfOpen" && halfOpenings.push(Date.now()))),
+        Effect.forkScoped
+      )
+      server.stop()
+      try {
+        let calls = 0
+        while ((yield* cache.breaker.state) === "Closed" && calls++ < 20) yield* timedCall(cache.get("warm"))
+        expect(yield* cache.breaker.state).toBe("Open")
+        const reachedAtOpen = reached()
+        const openedAt = Date.now()
+        // Reads every 5 ms for 1.6 s: several open periods, each ending in a probe of a frozen server.
+        const latencies: Array<number> = []
+        while (Date.now() - openedAt < 1600) {
+          const { exit, millis } = yield* timedCall(cache.get("warm"))
+          expect(exit).toEqual(Exit.succeed(Option.none()))
+          latencies.push(millis)
+          yield* Effect.sleep("5 millis")
+        }
+        const probes = reached() - reachedAtOpen
+        expect(halfOpenings.length).toBeGreaterThanOrEqual(2)
+        expect(probes).toBeGreaterThanOrEqual(2)
+        expect(probes).toBeLessThanOrEqual(halfOpenings.length)
+        // No read sat out the 200 ms command timeout: the probes' callers waited 1 ms.
+        expect(Math.max(...latencies)).toBeLessThan(probePatience + 50)
+        measuredPatience.push({
+          reads: latencies.length,
+          probes,
+          p50: percentile(latencies, 50),
+          p99: percentile(latencies, 99),
+          max: Math.max(...latencies)
+        })
       } finally {
         server.cont()
       }
