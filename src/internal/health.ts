@@ -149,6 +149,32 @@ const booleanText = (variable: string, text: string): Either.Either<boolean, Inv
   )
 }
 
+// The same rule as the breaker's variables: "payments-api" reads PAYMENTS_API_HEALTH_CHECK_INTERVAL.
+const constantCase = (name: string): string =>
+  name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/[^A-Za-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .toUpperCase()
+
+/** @internal */
+export const intervalVariable = (name: string): string => `${constantCase(name)}_HEALTH_CHECK_INTERVAL`
+
+// A dependency's own interval from `<NAME>_HEALTH_CHECK_INTERVAL`, when set.
+const intervalFromEnvironment = (
+  name: string
+): Effect.Effect<Option.Option<Duration.Duration>, InvalidOptions> => {
+  const variable = intervalVariable(name)
+  return Config.option(Config.string(variable)).pipe(
+    Effect.orElseSucceed(() => Option.none<string>()),
+    Effect.flatMap((text) =>
+      Option.isNone(text)
+        ? Effect.succeed(Option.none())
+        : Effect.map(secondsOrDuration(variable, text.value), Option.some)
+    )
+  )
+}
+
 const fromEnvironment = Effect.gen(function*() {
   const interval = yield* Config.option(Config.string("HEALTH_CHECK_INTERVAL")).pipe(
     Effect.orElseSucceed(() => Option.none<string>())
@@ -540,7 +566,13 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
             received: typeof given.source
           })
         }
-        const interval = yield* options_.duration(MODULE, "checkInterval", given.checkInterval, config.checkInterval)
+        const own = given.checkInterval === undefined ? yield* intervalFromEnvironment(name) : Option.none()
+        const interval = yield* options_.duration(
+          MODULE,
+          "checkInterval",
+          given.checkInterval,
+          Option.getOrElse(own, () => config.checkInterval)
+        )
         const scope = yield* Effect.scope
         const added = yield* add(name, given.critical ?? false, false, given.source, interval, scope)
         if (added._tag === "Refused") return yield* new DuplicateDependency({ name })
@@ -548,7 +580,13 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
 
     const autoRegister = (name: string, source: Source, scope: Scope.Scope): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const added = yield* add(name, config.critical.has(name), true, source, config.checkInterval, scope)
+        const own = yield* intervalFromEnvironment(name).pipe(
+          Effect.catchAll((error) =>
+            Effect.as(Effect.logWarning(`Health: ${error.message}; the default interval applies`), Option.none())
+          )
+        )
+        const interval = Option.getOrElse(own, () => config.checkInterval)
+        const added = yield* add(name, config.critical.has(name), true, source, interval, scope)
         if (added._tag === "Refused" && added.reason === "duplicate") {
           yield* Effect.logWarning(
             `Health: a dependency named "${name}" is already registered; this ${source.kind.toLowerCase()} is not`
