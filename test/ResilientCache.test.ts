@@ -397,7 +397,9 @@ describe("ResilientCache", () => {
         expect(yield* cache.breaker.state).toBe("HalfOpen")
         const reached = yield* callsReached(chaos)
         // Reads and writes alike: the second probe is a write.
-        const probe = yield* Effect.fork(period === 1 ? Effect.as(cache.set("k", "v"), "written") : cache.get("k"))
+        const probe = yield* Effect.fork<Option.Option<string> | string, never, never>(
+          period === 1 ? Effect.as(cache.set("k", "v"), "written") : cache.get("k")
+        )
         yield* Effect.yieldNow()
         expect(probe.unsafePoll()).toBeNull()
         yield* TestClock.adjust("1 millis")
