@@ -2,8 +2,10 @@ import { KeyValueStore } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Layer from "effect/Layer"
@@ -15,6 +17,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
 import * as KeyValueStoreCache from "../src/Cache/KeyValueStore.js"
+import * as CacheTiers from "../src/internal/cacheTiers.js"
 import { entryName, indexName } from "../src/internal/keyValueStoreCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 
@@ -337,5 +340,76 @@ describe("KeyValueStoreCache", () => {
       )
       expect(unset).toEqual({ ttl: "1 hour", directory: KeyValueStoreCache.defaultDirectory })
       expect(KeyValueStoreCache.defaultDirectory).toBe(".cache/effect-resilience")
+    }))
+})
+
+/** The file cache in `dir` as a value, for the scope of the test. */
+const fileCache = (dir: string) =>
+  Effect.flatMap(Layer.build(onFiles(dir)), (context) => Effect.succeed(Context.get(context, Cache.Cache)))
+
+/** `cache` with its `set`s counted, to see which writes reach it. */
+const countingSets = (cache: Cache.CacheService) => {
+  const sets: Array<string> = []
+  const counted: Cache.CacheService = {
+    ...cache,
+    set: (key, value, options) => Effect.zipRight(Effect.sync(() => sets.push(key)), cache.set(key, value, options))
+  }
+  return { counted, sets }
+}
+
+describe("memory in front of a file tier", () => {
+  it.scoped("a hit in the file tier is copied into memory with its remaining TTL", () =>
+    Effect.gen(function*() {
+      const file = yield* fileCache(tempDir())
+      const memory = yield* Cache.makeMemory()
+      const tiers = CacheTiers.make(memory, file, Duration.seconds(5))
+      yield* file.set("k", "v", { ttl: "1 minute" })
+      yield* TestClock.adjust("20 seconds")
+      expect(yield* tiers.get("k")).toEqual(Option.some("v"))
+      const copy = yield* memory.getWithTtl!("k")
+      expect(Option.map(copy, (entry) => Duration.toMillis(entry.ttl))).toEqual(Option.some(40_000))
+      yield* TestClock.adjust("40 seconds")
+      expect([yield* memory.get("k"), yield* tiers.get("k")]).toEqual([Option.none(), Option.none()])
+    }))
+
+  it.scoped("writes reach both tiers, but a value memory already holds is not written to the files again", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const file = countingSets(yield* fileCache(dir))
+      const memory = yield* Cache.makeMemory()
+      const tiers = CacheTiers.make(memory, file.counted, Duration.seconds(5))
+      yield* tiers.set("k", "v", { ttl: "1 minute" })
+      yield* TestClock.adjust("10 seconds")
+      yield* tiers.set("k", "v", { ttl: "50 seconds" }) // a copy of the same entry
+      yield* tiers.set("k", "v", { ttl: "1 minute" }) // a longer life: written
+      yield* tiers.set("k", "w", { ttl: "1 minute" }) // a new value: written
+      expect(file.sets).toEqual(["k", "k", "k"])
+      expect(yield* file.counted.get("k")).toEqual(Option.some("w"))
+      expect(yield* tiers.delete("k")).toBe(true)
+      expect([yield* memory.get("k"), yield* file.counted.get("k")]).toEqual([Option.none(), Option.none()])
+    }))
+
+  it.scoped("a broken file tier is a miss and a write that did not happen, never a failure", () =>
+    Effect.gen(function*() {
+      const blocker = path.join(tempDir(), "a-file")
+      fs.writeFileSync(blocker, "")
+      const file = yield* fileCache(path.join(blocker, "sub"))
+      const memory = yield* Cache.makeMemory()
+      const tiers = CacheTiers.make(memory, file, Duration.seconds(5))
+      yield* tiers.set("k", "v")
+      const read: Effect.Effect<Option.Option<string>, never> = tiers.get("k")
+      expect(yield* read).toEqual(Option.some("v")) // from memory
+      expect(yield* tiers.get("other")).toEqual(Option.none())
+      expect(yield* tiers.invalidate("")).toBe(1)
+    }))
+
+  it.effect("a file tier that hangs costs a miss after the timeout", () =>
+    Effect.gen(function*() {
+      const memory = yield* Cache.makeMemory()
+      const hanging: Cache.CacheService = { ...Cache.degraded, get: () => Effect.never }
+      const tiers = CacheTiers.make(memory, hanging, Duration.seconds(1))
+      const fiber = yield* Effect.fork(tiers.get("k"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toEqual(Option.none())
     }))
 })
