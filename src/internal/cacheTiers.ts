@@ -4,6 +4,19 @@ import * as Option from "effect/Option"
 import type * as CacheModule from "../Cache.js"
 
 /**
+ * A cache whose operations never fail.
+ *
+ * @internal
+ */
+export interface Tiers extends CacheModule.CacheService {
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>>
+  readonly getWithTtl: (key: string) => Effect.Effect<Option.Option<CacheModule.Entry>>
+  readonly set: (key: string, value: string, options?: CacheModule.SetOptions) => Effect.Effect<void>
+  readonly delete: (key: string) => Effect.Effect<boolean>
+  readonly invalidate: (prefix: string) => Effect.Effect<number>
+}
+
+/**
  * Two caches as one fallback that never fails: `first` (memory) in front of `second` (a file
  * tier, typically). Reads try `first`, then `second`, whose hit is copied into `first` with
  * its remaining TTL; writes go to both, a copy keeping the TTL it is given. `second` is
@@ -18,7 +31,7 @@ export const make = (
   first: CacheModule.CacheService,
   second: CacheModule.CacheService,
   timeout: Duration.Duration
-): CacheModule.CacheService => {
+): Tiers => {
   const bounded = Duration.isFinite(timeout)
   const guard = <A>(effect: Effect.Effect<A, unknown>, orElse: A): Effect.Effect<A> => {
     const absorbed = Effect.orElseSucceed(effect, () => orElse)
@@ -53,7 +66,8 @@ export const make = (
     return Effect.flatMap(fromFirst, (entry) =>
       Option.isSome(entry)
         ? Effect.succeed(entry)
-        : Effect.tap(readSecond(key), (found) => (Option.isSome(found) ? copyIntoFirst(key, found.value) : Effect.void)))
+        : Effect.tap(readSecond(key), (found) =>
+          Option.isSome(found) ? copyIntoFirst(key, found.value) : Effect.void))
   }
 
   const get = (key: string): Effect.Effect<Option.Option<string>> =>
