@@ -31,8 +31,9 @@ describe("Cache.makeMemory: remaining TTLs", () => {
       expect(yield* cache.get("a")).toEqual(Option.some("1"))
     }))
 
-  it.effect("declares its default TTL", () =>
+  it.effect("declares its default TTL, and that it never waits", () =>
     Effect.gen(function*() {
+      expect((yield* Cache.makeMemory()).commandTimeout).toEqual(Duration.zero)
       expect((yield* Cache.makeMemory()).defaultTtl).toEqual(Duration.minutes(5))
       expect((yield* Cache.makeMemory({ ttl: "30 seconds" })).defaultTtl).toEqual(Duration.seconds(30))
     }))

@@ -134,5 +134,7 @@ export const unsafeMake = (options: ValidatedOptions): CacheModule.MemoryCache =
     return Either.right(entries.size)
   })
 
-  return { get, getWithTtl, set, delete: delete_, invalidate, size, defaultTtl: ttl }
+  // Every operation ends in the step that starts it, so it never waits: a wrapper need not
+  // race it against a timer.
+  return { get, getWithTtl, set, delete: delete_, invalidate, size, defaultTtl: ttl, commandTimeout: Duration.zero }
 }
