@@ -8,9 +8,11 @@ import {
   Either,
   Exit,
   Fiber,
+  HashMap,
   Layer,
   Logger,
   LogLevel,
+  Option,
   Schedule,
   Schema,
   Scope,
@@ -561,4 +563,34 @@ describe("Outbox boundaries", () => {
       const nothing = yield* Effect.flip(Effect.provide(Outbox.make(null as never), context))
       expect(nothing).toMatchObject({ _tag: "InvalidOptions", field: "options" })
     }).pipe(Effect.provide(quiet)))
+})
+
+describe("Outbox logs", () => {
+  const lines: Array<{ readonly message: string; readonly error: unknown }> = []
+  const capture = Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ annotations, message }) => {
+      lines.push({
+        message: String(Array.isArray(message) ? message.join(" ") : message),
+        error: HashMap.get(annotations, "error").pipe(Option.getOrUndefined)
+      })
+    })
+  )
+
+  it.scoped("a cause is logged on one line, while the dead letter keeps the whole message", () =>
+    Effect.gen(function*() {
+      const { db, outbox } = yield* setup({
+        outbox: {
+          apply: () => Effect.fail(new Error("refused:\n  line two\n  line three"))
+        } as unknown as Partial<OrderOutboxOptions>
+      })
+      yield* db.breaker.forceOpen
+      yield* outbox.enqueue(order(1))
+      yield* db.breaker.reset
+      for (let i = 0; i < 100 && (yield* outbox.depth) > 0; i++) yield* TestClock.adjust("100 millis")
+      const [dead] = yield* outbox.deadLetters
+      expect(dead).toMatchObject({ key: "o-1", error: "refused:\n  line two\n  line three" })
+      const logged = lines.find((line) => line.message.includes("kept as a dead letter"))!
+      expect(logged.error).toBe("refused: line two line three")
+    }).pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.All)))
 })

@@ -184,6 +184,9 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
+// For logs, one line: a multi-line message inside a logfmt field is unreadable.
+const oneLine = (error: unknown): string => describe(error).replace(/\s*\n\s*/g, " ").trim()
+
 // A failure the database gave as an answer (constraint, syntax) or `apply`'s own error:
 // trying again cannot help. Anything else (unreachable, busy, timeout, out of resources,
 // read-only, an open breaker) is worth another try later: the journal keeps the write.
@@ -482,7 +485,7 @@ export const make = <A, I, E>(
         yield* Effect.logError(
           `outbox "${config.name}": the database refused entry "${row.key}": kept as a dead letter`
         )
-          .pipe(Effect.annotateLogs({ error: describe(error) }))
+          .pipe(Effect.annotateLogs({ error: oneLine(error) }))
       })
 
     interface Decoded {
@@ -552,7 +555,9 @@ export const make = <A, I, E>(
         }
         return yield* isolate(entries)
       }
-      yield* Effect.logDebug(`outbox "${config.name}": replay failed, backing off`, result.left)
+      yield* Effect.logDebug(`outbox "${config.name}": replay failed, backing off`).pipe(
+        Effect.annotateLogs({ error: oneLine(result.left) })
+      )
       return "Backoff"
     })
 
@@ -568,7 +573,9 @@ export const make = <A, I, E>(
         const outcome = yield* step.pipe(
           Effect.catchAll((error) =>
             Effect.as(
-              Effect.logWarning(`outbox "${config.name}": journal error during replay`, error),
+              Effect.logWarning(`outbox "${config.name}": journal error during replay`).pipe(
+                Effect.annotateLogs({ error: oneLine(error) })
+              ),
               "Backoff" as Step
             )
           )
