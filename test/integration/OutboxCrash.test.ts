@@ -7,6 +7,8 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -183,22 +185,30 @@ describe("Outbox crash (SIGKILL) on PostgreSQL", () => {
 })
 
 describe("Outbox crash (SIGKILL) on the embedded SQLite layer", () => {
-  it("no acknowledged write is lost or duplicated while the database file's directory is missing", async () => {
+  it("no acknowledged write is lost or duplicated while another connection holds the database file locked", async () => {
     const dir = tempDir()
+    const scope = Effect.runSync(Scope.make())
     try {
-      const dbDir = path.join(dir, "db")
-      const target = `sqlite:${path.join(dbDir, "app.sqlite")}`
+      const filename = path.join(dir, "app.sqlite")
+      const target = `sqlite:${filename}`
+      // The outage: this process holds the file's write lock until the replay.
+      const locker = await Effect.runPromise(
+        SqliteClient.make({ filename }).pipe(Scope.extend(scope), Effect.provide(Reactivity.layer))
+      )
+      await Effect.runPromise(locker.unsafe("CREATE TABLE crash_orders (id TEXT NOT NULL, n INTEGER NOT NULL)"))
+      await Effect.runPromise(locker.unsafe("BEGIN EXCLUSIVE"))
       const { acked, drained } = await crashAndReplay({
         target,
         journal: path.join(dir, "journal.sqlite"),
         minimumAcks: 500,
         beforeReplay: async () => {
-          fs.mkdirSync(dbDir)
+          await Effect.runPromise(locker.unsafe("ROLLBACK"))
+          await Effect.runPromise(Scope.close(scope, Exit.void))
         }
       })
       const rows = await Effect.runPromise(
         Effect.flatMap(
-          SqliteClient.make({ filename: path.join(dbDir, "app.sqlite") }),
+          SqliteClient.make({ filename }),
           (sql) => sql<{ readonly id: string }>`SELECT id FROM crash_orders`
         ).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
       )
@@ -208,6 +218,7 @@ describe("Outbox crash (SIGKILL) on the embedded SQLite layer", () => {
       expect(acked.filter((id) => !present.has(id))).toEqual([])
       console.log(`crash on SQLite: ${acked.length} acknowledged before SIGKILL, ${ids.length} rows, ${drained}`)
     } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }, 120_000)
