@@ -18,6 +18,7 @@ import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -389,15 +390,33 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   }
 
   /**
-   * One fiber step decides: the clock is read from the fiber's services and the admission
-   * applied to the state in the same step; the call runs restored to the caller's
-   * interruptibility, and its outcome is recorded synchronously in the continuation. The
-   * mask makes the bookkeeping survive an interruption anywhere between admission and record.
+   * One fiber step decides: the clock is read from the fiber's services and the decision
+   * applied to the state in the same step. A call admitted while Closed takes no permit: it
+   * runs restored to the caller's interruptibility inside an uninterruptible region, and its
+   * outcome is recorded synchronously in the continuation, so the bookkeeping survives an
+   * interruption anywhere between the start of the call and its record. A rejection while open
+   * is decided and counted in that one step. Anything else (half-open probes, which hold a
+   * permit, and lazy transitions, whose events must be published) is decided inside a mask.
    */
   protect = <A, E2, R>(effect: Effect.Effect<A, E2, R>): Effect.Effect<A, E2 | CircuitBreakerOpen, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.withFiberRuntime<A, E2 | CircuitBreakerOpen, R>((fiber) => this.admit(fiber, restore, effect))
-    )
+    Effect.withFiberRuntime<A, E2 | CircuitBreakerOpen, R>((fiber, status) => {
+      const clock = clockOf(fiber)
+      const startedAt = clock.unsafeCurrentTimeMillis()
+      const state = this.cell.get()
+      if (state.isolations === 0 && (state.status === "Closed" || state.status === "ForcedClosed")) {
+        const call = RuntimeFlags.interruption(status.runtimeFlags) ? Effect.interruptible(effect) : effect
+        return Effect.uninterruptible(this.run(fiber, clock, call, state.epoch, -1, startedAt))
+      }
+      const retryAfter = Machine.rejectInPlace(state, startedAt)
+      if (retryAfter >= 0) {
+        callsCounter.unsafeUpdate(1, this.labels.ofFiber(fiber).outcome.rejected)
+        const reason = retryAfter === Number.POSITIVE_INFINITY ? "ForcedOpen" : "Open"
+        return Effect.fail(rejection(this.name, reason, retryAfter))
+      }
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.withFiberRuntime<A, E2 | CircuitBreakerOpen, R>((masked) => this.admit(masked, restore, effect))
+      )
+    })
 
   admit<A, E2, R>(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
@@ -407,16 +426,6 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
     const clock = clockOf(fiber)
     const startedAt = clock.unsafeCurrentTimeMillis()
     const state = this.cell.get()
-    if (state.isolations === 0 && (state.status === "Closed" || state.status === "ForcedClosed")) {
-      // The common case decides nothing: the call runs under the current epoch.
-      return this.run(fiber, clock, restore(effect), state.epoch, -1, startedAt)
-    }
-    const retryAfter = Machine.rejectInPlace(state, startedAt)
-    if (retryAfter >= 0) {
-      callsCounter.unsafeUpdate(1, this.labels.ofFiber(fiber).outcome.rejected)
-      const reason = retryAfter === Number.POSITIVE_INFINITY ? "ForcedOpen" : "Open"
-      return Effect.fail(rejection(this.name, reason, retryAfter))
-    }
     const [decision, next, effects] = Machine.acquire(state, startedAt, this.config)
     if (next !== state) this.cell.set(next)
     if (decision._tag === "Rejected") {

@@ -439,7 +439,11 @@ const tripReasonOf = (
 ): Reason | undefined => {
   if (outcome === "failure" && consecutiveFailures >= config.failureThreshold) return "FailureThreshold"
   if (config.failureRateThreshold === undefined && config.slowCallRateThreshold === undefined) return undefined
-  const totals = Window.totals(window, now)
+  return rateReason(Window.totals(window, now), config)
+}
+
+/** Why the rates of a window's totals open a Closed breaker, if they do. */
+const rateReason = (totals: Window.Totals, config: Config): Reason | undefined => {
   if (totals.calls === 0 || totals.calls < config.minimumCalls) return undefined
   if (config.failureRateThreshold !== undefined && totals.failures / totals.calls >= config.failureRateThreshold) {
     return "FailureRate"
@@ -569,12 +573,28 @@ export const recordClosedInPlace = (
   }
   const failed = outcome === "failure"
   const slow = config.slowCallMillis !== undefined && durationMillis >= config.slowCallMillis
-  const window = Window.add(state.window, (failed ? Window.FAILURE : 0) | (slow ? Window.SLOW : 0), now)
+  const flags = (failed ? Window.FAILURE : 0) | (slow ? Window.SLOW : 0)
   const consecutiveFailures = failed ? stats.consecutiveFailures + 1 : 0
-  if (state.status === "Closed" && tripReasonOf(window, outcome, consecutiveFailures, now, config) !== undefined) {
-    return false
+  const closed = state.status === "Closed"
+  if (closed && failed && consecutiveFailures >= config.failureThreshold) return false
+  const rates = config.failureRateThreshold !== undefined || config.slowCallRateThreshold !== undefined
+  const current = state.window
+  if (Window.landsInNewest(current, now)) {
+    // The common case of a time window: the call joins the newest bucket, whose totals are exact.
+    if (closed && rates) {
+      const totals = {
+        calls: current.calls + 1,
+        failures: current.failures + (failed ? 1 : 0),
+        slow: current.slow + (slow ? 1 : 0)
+      }
+      if (rateReason(totals, config) !== undefined) return false
+    }
+    Window.addToNewestInPlace(current, flags)
+  } else {
+    const window = Window.add(current, flags, now)
+    if (closed && rates && rateReason(Window.totals(window, now), config) !== undefined) return false
+    ;(state as Mutable<State>).window = window
   }
-  ;(state as Mutable<State>).window = window
   stats.total++
   if (slow) stats.slow++
   stats.consecutiveFailures = consecutiveFailures

@@ -206,3 +206,34 @@ export const totals = (window: Window, now: number): Totals => {
   }
   return { calls, failures, slow }
 }
+
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+
+/**
+ * Whether a call recorded at `now` would land in the newest bucket of a time window: then
+ * the window's totals are exact as they stand (the buckets that fell out were pruned when
+ * that bucket was opened), and `addToNewestInPlace` may record it without a new window.
+ *
+ * @internal
+ */
+export const landsInNewest = (window: Window, now: number): window is TimeWindow =>
+  window._tag === "Time" && window.head !== undefined && window.head.index >= Math.floor(now / window.span)
+
+/**
+ * Records one outcome in the newest bucket of a time window, in place: for the owner of the
+ * window (the live state of a breaker) only, after `landsInNewest` said yes.
+ *
+ * @internal
+ */
+export const addToNewestInPlace = (window: TimeWindow, flags: number): void => {
+  const head = window.head as Mutable<Bucket>
+  const self = window as Mutable<TimeWindow>
+  const failure = failureOf(flags)
+  const slow = slowOf(flags)
+  head.calls++
+  head.failures += failure
+  head.slow += slow
+  self.calls++
+  self.failures += failure
+  self.slow += slow
+}
