@@ -522,6 +522,35 @@ describe("one query is one breaker call", () => {
 describe("a caller's own error is the caller's", () => {
   class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { id: Schema.Number }) {}
 
+  it.scoped("through a reader, it reaches the caller: no stale copy stands in for an answer of the database", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const { context, db } = yield* open({ filename: path.join(dir, "app.sqlite"), healthCheck: false })
+      const cache = yield* Layer.build(Cache.layerMemory())
+      yield* db.query((sql) => sql`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+      yield* db.query((sql) => sql`INSERT INTO items (id, name) VALUES (1, 'one')`)
+      const items = yield* Sql.reader({ ttl: "1 second", staleIfError: "1 hour" }).pipe(Effect.provide(context))
+      const read = items.get(
+        "item:1",
+        Sql.query((sql) => sql<{ readonly name: string }>`SELECT name FROM items WHERE id = 1`).pipe(
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(new NotFound({ id: 1 })) : Effect.succeed(rows[0]!.name)
+          )
+        )
+      ).pipe(Effect.provide(context), Effect.provide(cache))
+      expect(yield* read).toMatchObject({ value: "one", stale: false })
+      yield* db.query((sql) => sql`DELETE FROM items WHERE id = 1`)
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Effect.flip(read)).toEqual(new NotFound({ id: 1 }))
+      // An outage, by contrast, is answered by the stale copy.
+      yield* db.query((sql) => sql`INSERT INTO items (id, name) VALUES (1, 'one')`)
+      expect(yield* read).toMatchObject({ value: "one", stale: false })
+      yield* db.breaker.forceOpen
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* read).toMatchObject({ value: "one", stale: true })
+      expect((yield* db.breaker.metrics).failedCalls).toBe(0)
+    }).pipe(quiet))
+
   it.scoped("passes through unchanged, counts as a success, never opens the breaker nor turns read-only", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -463,8 +463,19 @@ export const reader: {
     const db = yield* ResilientSql
     const aside = (yield* CacheAside.make(options as any)) as unknown as CacheAside.CacheAside<A, RS>
     return {
+      // A caller's own error is an answer of the database (the row is gone, say), not an
+      // outage: it reaches the caller as it is, never replaced by a stale copy. It crosses
+      // the cache-aside as a defect (which never serves stale) and is unwrapped after it.
       get: <E, R>(key: string, load: Effect.Effect<A, E, R>) =>
-        aside.get(key, db.resilient(load)) as Effect.Effect<
+        aside.get(
+          key,
+          Effect.catchAll(db.resilient(load), (error) =>
+            error instanceof DatabaseError ? Effect.fail(error) : Effect.die(new CallerFailure(error)))
+        ).pipe(
+          Effect.catchSomeDefect((defect) =>
+            defect instanceof CallerFailure ? Option.some(Effect.fail(defect.error)) : Option.none()
+          )
+        ) as Effect.Effect<
           CacheAside.Result<A>,
           Exclude<E, SqlError> | DatabaseError,
           Exclude<R, SqlClient.SqlClient> | RS | Cache
