@@ -244,6 +244,21 @@ describe("KeyValueStoreCache", () => {
       expect(result).toEqual([true, Option.some("v")])
     }))
 
+  it.effect("a directory removed while in use (a cleaner of temporary files) is made again by the next write", () =>
+    Effect.gen(function*() {
+      const dir = path.join(tempDir(), "cache")
+      const result = yield* withCache(dir, (cache) =>
+        Effect.gen(function*() {
+          yield* cache.set("k", "v")
+          fs.rmSync(dir, { recursive: true })
+          const gone = yield* cache.get("k")
+          yield* cache.set("k", "w")
+          return [gone, yield* cache.get("k")]
+        }))
+      expect(result).toEqual([Option.none(), Option.some("w")])
+      expect(entryFiles(dir)).toEqual([entryName("k")])
+    }))
+
   it.effect("a full disk is a typed OutOfMemory failure of set", () =>
     Effect.gen(function*() {
       const dir = tempDir()

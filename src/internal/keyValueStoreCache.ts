@@ -1,5 +1,5 @@
 import type * as PlatformError from "@effect/platform/Error"
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as Path from "@effect/platform/Path"
 import * as Clock from "effect/Clock"
@@ -401,6 +401,7 @@ export const fileSystemStore = (
   Effect.gen(function*() {
     const checked = yield* options_.field(moduleName, "directory", directory, directoryOption, undefined)
     const context = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+    const fileSystem = yield* FileSystem.FileSystem
     const open = memoizeSuccess(
       KeyValueStore.KeyValueStore.pipe(
         Effect.provide(KeyValueStore.layerFileSystem(checked!)),
@@ -418,7 +419,12 @@ export const fileSystemStore = (
     return KeyValueStore.make({
       get: (key) => via((store) => store.get(key)),
       getUint8Array: (key) => via((store) => store.getUint8Array(key)),
-      set: (key, value) => via((store) => store.set(key, value)),
+      set: (key, value) =>
+        via((store) =>
+          Effect.catchIf(store.set(key, value), isNotFound, () =>
+            // The directory went away (a cleaner of temporary files): make it again, once.
+            Effect.zipRight(fileSystem.makeDirectory(checked!, { recursive: true }), store.set(key, value)))
+        ),
       remove: (key) => via((store) => store.remove(key)),
       clear: via((store) => store.clear),
       size: via((store) => store.size)
