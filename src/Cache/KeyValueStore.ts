@@ -123,8 +123,8 @@ export const layer: (options?: Options) => Layer.Layer<Cache, InvalidOptions, Ke
  * Provides `Cache` on files in `directory` (created when missing), through
  * `@effect/platform`'s file-system store: one file per entry. A directory that cannot be
  * created or written does not fail the layer: its operations fail with `CacheError`
- * (`Unavailable`) until it can, so a `ResilientCache` over it falls back and recovers by
- * itself. An empty `directory` fails with `InvalidOptions`.
+ * (`Unavailable`) until it can (a directory removed while in use is made again by the next
+ * write), so a `ResilientCache` over it falls back and recovers by itself. An empty `directory` fails with `InvalidOptions`.
  *
  * @example
  * ```ts
