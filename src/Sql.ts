@@ -113,7 +113,10 @@ export interface ResilientSqlService {
   readonly mode: Effect.Effect<Mode>
   /**
    * Runs `self` (which may use `SqlClient` from the context) through the breaker, the
-   * timeout and the retries: the effect to put in a pipe.
+   * timeout and the retries: the effect to put in a pipe. A call of this database made
+   * inside `self` (on its fiber or one it forks) is part of it: one breaker call in all.
+   * An error of `self`'s own (not of the database or its driver) reaches the caller
+   * unchanged, unretried, and counts as a success for the breaker: the database answered.
    */
   readonly resilient: <A, E, R>(
     self: Effect.Effect<A, E, R>
@@ -184,7 +187,8 @@ export interface Options {
 /**
  * Reads through the cache: fresh cached values are served, misses and stale values are
  * loaded through the resilient database, and while the database is down (or its breaker
- * open) a stale copy within `staleIfError` answers, marked `stale: true`.
+ * open) a stale copy within `staleIfError` answers, marked `stale: true`. An error of the
+ * loader's own (a `NotFound`) is an answer, not an outage: it reaches the caller as it is.
  *
  * @since 0.1.0
  * @category models
@@ -226,7 +230,8 @@ export {
 
 /**
  * Makes a resilient database over the `SqlClient` in the context. Fails with
- * `InvalidOptions` naming the field. The scope holds its health check.
+ * `InvalidOptions` naming the field (`options` when they are not an object, `null`
+ * included). The scope holds its health check.
  *
  * @example
  * ```ts
@@ -448,7 +453,8 @@ export const toDatabaseError: (database: string, error: unknown) => DatabaseErro
 
 /**
  * Whether an error counts against the database's breaker: unreachable, busy, timed out,
- * out of resources. Constraint and syntax errors, and open-breaker rejections, do not.
+ * out of resources, read-only, unknown. Constraint and syntax errors, and open-breaker
+ * rejections (`CircuitOpen`), do not; nor, in a `ResilientSql`, does a caller's own error.
  *
  * @since 0.1.0
  * @category classification
