@@ -1,7 +1,12 @@
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as CacheModule from "../Cache.js"
+import { InvalidOptions } from "../InvalidOptions.js"
+import { Cache } from "./cacheService.js"
 
 /**
  * A cache whose operations never fail.
@@ -110,4 +115,30 @@ export const make = (
     )
 
   return { get, getWithTtl, set, delete: delete_, invalidate }
+}
+
+const isCacheService = (value: unknown): value is CacheModule.CacheService =>
+  typeof value === "object" && value !== null &&
+  ["get", "set", "delete", "invalidate"].every((name) => typeof (value as Record<string, unknown>)[name] === "function")
+
+/**
+ * The cache an option names: a `Cache` service as given, or a Layer providing one, built in
+ * the scope (its resources released with it). Anything else is `InvalidOptions`.
+ *
+ * @internal
+ */
+export const resolve = (
+  module: string,
+  field: string,
+  option: CacheModule.CacheService | Layer.Layer<Cache, InvalidOptions> | undefined
+): Effect.Effect<CacheModule.CacheService | undefined, InvalidOptions, Scope.Scope> => {
+  if (option === undefined) return Effect.succeed(undefined)
+  if (Layer.isLayer(option)) {
+    const layer = option as Layer.Layer<Cache, InvalidOptions>
+    return Effect.map(Layer.build(layer), (context) => Context.get(context, Cache))
+  }
+  if (isCacheService(option)) return Effect.succeed(option)
+  return Effect.fail(
+    new InvalidOptions({ module, field, expected: "a Cache service, or a Layer that provides Cache", received: option })
+  )
 }
