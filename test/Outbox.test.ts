@@ -594,3 +594,45 @@ describe("Outbox logs", () => {
       expect(logged.error).toBe("refused: line two line three")
     }).pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.All)))
 })
+
+describe("Outbox replay while half-open", () => {
+  it.scoped("batches hold at most 10 entries while the breaker is half-open, full batches once it is closed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const context = yield* build(database(dir, {
+        retry: false,
+        breaker: { failureThreshold: 1, successThreshold: 2, resetTimeout: "10 seconds" }
+      }))
+      const db = Context.get(context, Sql.ResilientSql)
+      yield* Effect.provide(createOrders, context)
+      // Inside each transaction, the keys recorded so far: every entry of a batch sees the
+      // whole batch recorded (its keys are inserted before its writes).
+      const recordedAtFirst = new Set<number>()
+      const outbox = yield* Effect.provide(
+        Outbox.make(outboxOptions(dir, {
+          apply: (o) =>
+            Effect.flatMap(SqlClient.SqlClient, (sql) =>
+              Effect.zipRight(
+                Effect.map(
+                  sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM effect_resilience_outbox_applied`,
+                  (found) => void recordedAtFirst.add(Number(found[0]!.n))
+                ),
+                insertOrder(o)
+              )),
+          replay: { batchSize: 100, schedule: Schedule.spaced("1 second") }
+        })),
+        context
+      )
+      // One failure opens the breaker.
+      yield* Effect.flip(db.resilient(Effect.fail(Sql.toDatabaseError("db", { code: "ECONNREFUSED" }))))
+      expect(yield* db.breaker.state).toBe("Open")
+      for (let i = 0; i < 30; i++) yield* outbox.enqueue(order(i))
+      yield* TestClock.adjust("10 seconds")
+      for (let i = 0; i < 20 && (yield* outbox.depth) > 0; i++) yield* TestClock.adjust("1 second")
+      expect(yield* outbox.depth).toBe(0)
+      expect(yield* db.breaker.state).toBe("Closed")
+      // Two half-open batches of 10 (the two successes that close it), then the rest in one.
+      expect([...recordedAtFirst].sort((a, b) => a - b)).toEqual([10, 20, 30])
+      expect((yield* Effect.provide(rows, context)).length).toBe(30)
+    }).pipe(Effect.provide(quiet)))
+})
