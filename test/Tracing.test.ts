@@ -7,6 +7,7 @@ import * as Fallback from "../src/Fallback.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
+import * as tracing from "../src/internal/tracing.js"
 import { makeRecordingTracer } from "./support/recordingTracer.js"
 
 /** An error as a driver throws it: its message carries a URL with a password. */
@@ -454,4 +455,59 @@ describe("RateLimit traces", () => {
         }]
       ])
     }).pipe(Effect.scoped))
+})
+
+describe("Circuit breaker trace helpers", () => {
+  it.effect("a rejection and transitions are events on the caller's span, by breaker, reason and states", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      yield* Effect.withFiberRuntime<void>((fiber) => {
+        tracing.unsafeBreakerRejected(
+          fiber,
+          new CircuitBreakerOpen({ breaker: "postgres", retryAfter: Duration.seconds(30), reason: "Open" })
+        )
+        tracing.unsafeBreakerRejected(
+          fiber,
+          new CircuitBreakerOpen({ breaker: "postgres", retryAfter: Duration.infinity, reason: "ForcedOpen" })
+        )
+        return Effect.void
+      }).pipe(
+        Effect.zipRight(tracing.breakerTransitions([
+          { breaker: "postgres", from: "Closed", to: "Open", at: 0, reason: "FailureThreshold" }
+        ])),
+        Effect.withSpan("handler"),
+        recorder.run
+      )
+      expect(recorder.eventsOf("handler").map((event) => [event.name, event.attributes])).toEqual([
+        ["resilience.circuit_breaker.rejected", {
+          "resilience.policy": "circuit_breaker",
+          "resilience.name": "postgres",
+          "resilience.outcome": "rejected",
+          "resilience.reason": "Open",
+          "resilience.retry_after_ms": 30000
+        }],
+        ["resilience.circuit_breaker.rejected", {
+          "resilience.policy": "circuit_breaker",
+          "resilience.name": "postgres",
+          "resilience.outcome": "rejected",
+          "resilience.reason": "ForcedOpen",
+          "resilience.retry_after_ms": -1
+        }],
+        ["resilience.circuit_breaker.transition", {
+          "resilience.policy": "circuit_breaker",
+          "resilience.name": "postgres",
+          "resilience.from": "Closed",
+          "resilience.to": "Open",
+          "resilience.reason": "FailureThreshold"
+        }]
+      ])
+    }))
+
+  it.effect("outside any span the helpers record nothing", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      yield* tracing.breakerTransitions([{ breaker: "redis", from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" }])
+        .pipe(recorder.run)
+      expect(recorder.spans).toEqual([])
+    }))
 })
