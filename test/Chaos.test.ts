@@ -496,3 +496,33 @@ describe("Chaos.layerSql", () => {
       expect(yield* field(null as never)).toBe("options")
     }))
 })
+
+describe("Chaos boundaries", () => {
+  it.effect("rates at their bounds: 0 never fails, 1 always does, failureRate + timeoutRate may be exactly 1", () =>
+    Effect.gen(function*() {
+      const never = yield* Chaos.fail({ probability: 0, error: () => new Boom({ n: 0 }), seed: 1 })
+      const always = yield* Chaos.fail({ probability: 1, error: () => new Boom({ n: 1 }), seed: 1 })
+      expect((yield* failurePattern(200, never)).filter(Boolean).length).toBe(0)
+      expect((yield* failurePattern(200, always)).filter(Boolean).length).toBe(200)
+      const fake = {} as SqlClient.SqlClient
+      expect(Either.isRight(yield* Effect.either(Chaos.makeSql(fake, { failureRate: 0.5, timeoutRate: 0.5 })))).toBe(
+        true
+      )
+      const over = yield* Effect.flip(Chaos.makeSql(fake, { failureRate: 0.5, timeoutRate: 0.5000001 }))
+      expect(over.field).toBe("failureRate, timeoutRate")
+    }))
+
+  it.effect("an outage window includes its start and excludes its end", () =>
+    Effect.gen(function*() {
+      const down = yield* Chaos.outage({ start: "10 seconds", duration: "5 seconds", error: () => new Boom({ n: 2 }) })
+      const failsNow = Effect.map(Effect.either(down(Effect.void)), Either.isLeft)
+      yield* TestClock.adjust("9999 millis")
+      expect(yield* failsNow).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* failsNow).toBe(true)
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* failsNow).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* failsNow).toBe(false)
+    }))
+})
