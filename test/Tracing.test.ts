@@ -461,6 +461,14 @@ describe("Circuit breaker trace helpers", () => {
   it.effect("a rejection and transitions are events on the caller's span, by breaker, reason and states", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
+      // The breaker's own `StateChange`s, as it publishes them.
+      const opened: CircuitBreaker.StateChange = {
+        breaker: "postgres",
+        from: "Closed",
+        to: "Open",
+        at: 0,
+        reason: "FailureThreshold"
+      }
       yield* Effect.withFiberRuntime<void>((fiber) => {
         tracing.unsafeBreakerRejected(
           fiber,
@@ -472,9 +480,7 @@ describe("Circuit breaker trace helpers", () => {
         )
         return Effect.void
       }).pipe(
-        Effect.zipRight(tracing.breakerTransitions([
-          { breaker: "postgres", from: "Closed", to: "Open", at: 0, reason: "FailureThreshold" }
-        ])),
+        Effect.zipRight(tracing.breakerTransitions([opened])),
         Effect.withSpan("handler"),
         recorder.run
       )

@@ -10,7 +10,6 @@ import type * as Bulkhead from "../Bulkhead.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
 import * as tracing from "./tracing.js"
-import { Attr } from "./tracing.js"
 import { counter } from "./metric.js"
 import { withLabels } from "./metricLabels.js"
 
@@ -155,11 +154,11 @@ export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
 
     const countRejected = labelled((labels) => rejectedCounter.unsafeUpdate(1, labels))
     const rejectedEvent = tracing.event("resilience.bulkhead.rejected", () => ({
-      [Attr.policy]: "bulkhead",
-      [Attr.name]: name,
-      [Attr.outcome]: "rejected",
-      [Attr.maxConcurrent]: maxConcurrent,
-      [Attr.maxQueue]: maxQueue
+      "resilience.policy": "bulkhead",
+      "resilience.name": name,
+      "resilience.outcome": "rejected",
+      "resilience.max_concurrent": maxConcurrent,
+      "resilience.max_queue": maxQueue
     }))
     const full = countRejected.pipe(
       Effect.zipRight(rejectedEvent),
@@ -169,9 +168,9 @@ export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
     // shows in the trace, and ends `interrupted` when the caller gave up.
     const wait = (waiter: Deferred.Deferred<void>, position: number) =>
       tracing.childSpan(Deferred.await(waiter), "resilience.bulkhead.wait", () => ({
-        [Attr.policy]: "bulkhead",
-        [Attr.name]: name,
-        [Attr.queuePosition]: position
+        "resilience.policy": "bulkhead",
+        "resilience.name": name,
+        "resilience.queue_position": position
       }))
 
     const releasePermit: Effect.Effect<void> = Effect.flatMap(

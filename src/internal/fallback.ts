@@ -17,7 +17,6 @@ import type * as Fallback from "../Fallback.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
 import * as tracing from "./tracing.js"
-import { Attr } from "./tracing.js"
 
 // -----------------------------------------------------------------------------
 // to / orElse
@@ -41,9 +40,9 @@ const whenOf = (module: string, input: unknown): ((error: unknown) => boolean) |
 /** Records a fallback taken on the caller's span, with the type of the failure it replaces. */
 const taken = (error: unknown): Effect.Effect<void> =>
   tracing.event("resilience.fallback", () => ({
-    [Attr.policy]: "fallback",
-    [Attr.outcome]: "taken",
-    [Attr.errorType]: tracing.errorType(error)
+    "resilience.policy": "fallback",
+    "resilience.outcome": "taken",
+    "error.type": tracing.errorType(error)
   }))
 
 /** @internal */
@@ -194,17 +193,17 @@ const providerEvent = <E>(failure: Fallback.ProviderFailure<E>): Effect.Effect<v
   tracing.event("resilience.failover.provider", () =>
     failure._tag === "Skipped"
       ? {
-        [Attr.policy]: "failover",
-        [Attr.name]: failure.provider,
-        [Attr.outcome]: "skipped",
-        [Attr.errorType]: failure.rejection._tag,
-        [Attr.reason]: failure.rejection.reason
+        "resilience.policy": "failover",
+        "resilience.name": failure.provider,
+        "resilience.outcome": "skipped",
+        "error.type": failure.rejection._tag,
+        "resilience.reason": failure.rejection.reason
       }
       : {
-        [Attr.policy]: "failover",
-        [Attr.name]: failure.provider,
-        [Attr.outcome]: "failed",
-        [Attr.errorType]: tracing.errorType(failure.error)
+        "resilience.policy": "failover",
+        "resilience.name": failure.provider,
+        "resilience.outcome": "failed",
+        "error.type": tracing.errorType(failure.error)
       })
 
 /** @internal */
@@ -228,9 +227,9 @@ export const firstSuccess = <A, E, R>(
       if (index === providers.length) {
         return Effect.zipRight(
           tracing.event("resilience.failover", () => ({
-            [Attr.policy]: "failover",
-            [Attr.outcome]: "all_failed",
-            [Attr.attempt]: providers.length
+            "resilience.policy": "failover",
+            "resilience.outcome": "all_failed",
+            "resilience.attempt": providers.length
           })),
           Effect.fail(new AllProvidersFailed({ failures }))
         )
@@ -252,10 +251,10 @@ export const firstSuccess = <A, E, R>(
             ? Effect.succeed({ value, provider: provider.name, failures })
             : Effect.as(
               tracing.event("resilience.failover", () => ({
-                [Attr.policy]: "failover",
-                [Attr.name]: provider.name,
-                [Attr.outcome]: "answered",
-                [Attr.attempt]: index + 1
+                "resilience.policy": "failover",
+                "resilience.name": provider.name,
+                "resilience.outcome": "answered",
+                "resilience.attempt": index + 1
               })),
               { value, provider: provider.name, failures }
             )
@@ -387,18 +386,18 @@ const runHedge = <A, E, R>(self: Effect.Effect<A, E, R>, config: HedgeConfig): E
     const delayMillis = Duration.toMillis(config.delay)
     const hedged = (attempt: number) =>
       tracing.event("resilience.hedge.started", () => ({
-        [Attr.policy]: "hedge",
-        [Attr.outcome]: "started",
-        [Attr.attempt]: attempt,
-        [Attr.delayMillis]: delayMillis
+        "resilience.policy": "hedge",
+        "resilience.outcome": "started",
+        "resilience.attempt": attempt,
+        "resilience.delay_ms": delayMillis
       }))
 
     const start: Effect.Effect<void, never, R> = Effect.suspend(() => {
       if (finished || started >= config.maxAttempts) return Effect.void
       const attempt = ++started
       const traced = tracing.childSpan(self, "resilience.hedge.attempt", () => ({
-        [Attr.policy]: "hedge",
-        [Attr.attempt]: attempt
+        "resilience.policy": "hedge",
+        "resilience.attempt": attempt
       }))
       const running = FiberSet.run(fibers, Effect.flatMap(Effect.exit(traced), onExit))
       if (attempt === config.maxAttempts) return running

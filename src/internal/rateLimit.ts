@@ -13,7 +13,6 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import * as options from "./options.js"
 import * as tracing from "./tracing.js"
-import { Attr } from "./tracing.js"
 import { counter } from "./metric.js"
 import { withLabels } from "./metricLabels.js"
 
@@ -175,10 +174,10 @@ const makeRejecting = (
         Effect.flatMap(take(now), (wait) =>
           wait === 0 ? Effect.void : countRejected.pipe(
             Effect.zipRight(tracing.event("resilience.rate_limit.rejected", () => ({
-              [Attr.policy]: "rate_limit",
-              [Attr.name]: name,
-              [Attr.outcome]: "rejected",
-              [Attr.retryAfterMillis]: wait
+              "resilience.policy": "rate_limit",
+              "resilience.name": name,
+              "resilience.outcome": "rejected",
+              "resilience.retry_after_ms": wait
             }))),
             Effect.zipRight(
               Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) }))
@@ -236,10 +235,10 @@ const traceWaits = (limiter: RateLimiter.RateLimiter, name: string): RateLimiter
       const waited = clock.unsafeCurrentTimeMillis() - before
       if (waited > 0) {
         tracing.unsafeEvent(fiber, "resilience.rate_limit.waited", () => ({
-          [Attr.policy]: "rate_limit",
-          [Attr.name]: name,
-          [Attr.outcome]: "waited",
-          [Attr.waitMillis]: waited
+          "resilience.policy": "rate_limit",
+          "resilience.name": name,
+          "resilience.outcome": "waited",
+          "resilience.wait_ms": waited
         }))
       }
       return effect

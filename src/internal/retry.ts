@@ -12,7 +12,6 @@ import * as Schema from "effect/Schema"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
 import * as tracing from "./tracing.js"
-import { Attr } from "./tracing.js"
 import { retryAfterMillis } from "./retryAfter.js"
 import type { BackoffOptions, Classifier, Jitter, PolicyOptions, RetriedClass, RetryBudget } from "../Retry.js"
 import * as budget from "./retryBudget.js"
@@ -177,10 +176,10 @@ export const traced = <Out, E, R>(
         const stop = (outcome: StopOutcome) =>
           Effect.as(
             tracing.event("resilience.retry.stopped", () => ({
-              [Attr.policy]: "retry",
-              [Attr.outcome]: outcome,
-              [Attr.attempt]: retries + 1,
-              [Attr.errorType]: tracing.errorType(error)
+              "resilience.policy": "retry",
+              "resilience.outcome": outcome,
+              "resilience.attempt": retries + 1,
+              "error.type": tracing.errorType(error)
             })),
             [next, out, ScheduleDecision.done] as const
           )
@@ -188,13 +187,13 @@ export const traced = <Out, E, R>(
         const go = Effect.as(
           tracing.event("resilience.retry.scheduled", () => {
             const attributes: tracing.Attributes = {
-              [Attr.policy]: "retry",
-              [Attr.outcome]: "scheduled",
-              [Attr.attempt]: retries + 2,
-              [Attr.delayMillis]: Math.max(0, Intervals.start(decision.intervals) - now),
-              [Attr.errorType]: tracing.errorType(error)
+              "resilience.policy": "retry",
+              "resilience.outcome": "scheduled",
+              "resilience.attempt": retries + 2,
+              "resilience.delay_ms": Math.max(0, Intervals.start(decision.intervals) - now),
+              "error.type": tracing.errorType(error)
             }
-            if (describe.errorClass !== undefined) attributes[Attr.errorClass] = describe.errorClass(error)
+            if (describe.errorClass !== undefined) attributes["resilience.error_class"] = describe.errorClass(error)
             return attributes
           }),
           [next, out, decision] as const
@@ -222,9 +221,9 @@ const retryAfterFailure = <A, E, R, Out, R2>(
       })
       return Effect.tap(Effect.retry(attempt, schedule), () =>
         tracing.event("resilience.retry.succeeded", () => ({
-          [Attr.policy]: "retry",
-          [Attr.outcome]: "success",
-          [Attr.attempt]: attempts
+          "resilience.policy": "retry",
+          "resilience.outcome": "success",
+          "resilience.attempt": attempts
         })))
     }))
 

@@ -12,7 +12,6 @@ import * as Scheduler from "effect/Scheduler"
 import { InvalidOptions } from "../InvalidOptions.js"
 import * as options from "./options.js"
 import * as tracing from "./tracing.js"
-import { Attr } from "./tracing.js"
 
 /**
  * The failure of an operation that did not finish within its limit.
@@ -146,11 +145,11 @@ const timed = <A, E, R>(
     const fiber = Runtime.runFork(runtime, self, { scheduler })
     const record = (outcome: "completed" | "timed_out") =>
       tracing.unsafeEvent(parent, "resilience.timeout", () => ({
-        [Attr.policy]: "timeout",
-        [Attr.name]: operation,
-        [Attr.outcome]: outcome,
-        [Attr.timeoutMillis]: millis,
-        [Attr.elapsedMillis]: clock.unsafeCurrentTimeMillis() - startedAt
+        "resilience.policy": "timeout",
+        "resilience.name": operation,
+        "resilience.outcome": outcome,
+        "resilience.timeout_ms": millis,
+        "resilience.elapsed_ms": clock.unsafeCurrentTimeMillis() - startedAt
       }))
     const exit = fiber.unsafePoll()
     if (exit !== null) {

@@ -19,30 +19,16 @@ import * as Tracer from "effect/Tracer"
 /** @internal */
 export type Attributes = Record<string, unknown>
 
-/**
- * Attribute keys, shared by every policy.
- *
- * @internal
+/*
+ * Attribute keys, written as literals where events are built (an object literal with constant
+ * keys is the cheapest object V8 makes): `resilience.policy` (retry, timeout, fallback,
+ * failover, hedge, bulkhead, rate_limit, circuit_breaker), `resilience.name` (operation,
+ * provider, bulkhead, limiter or breaker), `resilience.outcome`, `error.type`, and per policy
+ * `resilience.attempt`, `resilience.delay_ms`, `resilience.wait_ms`, `resilience.retry_after_ms`,
+ * `resilience.timeout_ms`, `resilience.elapsed_ms`, `resilience.error_class`,
+ * `resilience.reason`, `resilience.from`, `resilience.to`, `resilience.max_concurrent`,
+ * `resilience.max_queue`, `resilience.queue_position`.
  */
-export const Attr = {
-  policy: "resilience.policy",
-  name: "resilience.name",
-  outcome: "resilience.outcome",
-  errorType: "error.type",
-  errorClass: "resilience.error_class",
-  attempt: "resilience.attempt",
-  delayMillis: "resilience.delay_ms",
-  waitMillis: "resilience.wait_ms",
-  retryAfterMillis: "resilience.retry_after_ms",
-  timeoutMillis: "resilience.timeout_ms",
-  elapsedMillis: "resilience.elapsed_ms",
-  reason: "resilience.reason",
-  maxConcurrent: "resilience.max_concurrent",
-  maxQueue: "resilience.max_queue",
-  queuePosition: "resilience.queue_position",
-  from: "resilience.from",
-  to: "resilience.to"
-} as const
 
 /**
  * The span the calling fiber runs in, when it is a span of this process (an external span,
@@ -98,7 +84,7 @@ export const childSpan = <A, E, R>(
   Effect.withFiberRuntime<A, E, R>((fiber) => {
     if (unsafeCurrentSpan(fiber) === undefined) return self
     return Effect.withSpan(
-      Effect.onExit(self, (exit) => Effect.annotateCurrentSpan(Attr.outcome, outcomeOf(exit))),
+      Effect.onExit(self, (exit) => Effect.annotateCurrentSpan("resilience.outcome", outcomeOf(exit))),
       name,
       { attributes: attributes(), captureStackTrace: false }
     )
@@ -138,11 +124,11 @@ export const unsafeBreakerRejected = (
   rejection: { readonly breaker: string; readonly reason: string; readonly retryAfter: Duration.Duration }
 ): void =>
   unsafeEvent(fiber, "resilience.circuit_breaker.rejected", () => ({
-    [Attr.policy]: "circuit_breaker",
-    [Attr.name]: rejection.breaker,
-    [Attr.outcome]: "rejected",
-    [Attr.reason]: rejection.reason,
-    [Attr.retryAfterMillis]: millisOf(rejection.retryAfter)
+    "resilience.policy": "circuit_breaker",
+    "resilience.name": rejection.breaker,
+    "resilience.outcome": "rejected",
+    "resilience.reason": rejection.reason,
+    "resilience.retry_after_ms": millisOf(rejection.retryAfter)
   }))
 
 /**
@@ -160,11 +146,11 @@ export const breakerTransitions = (
   Effect.withFiberRuntime<void>((fiber) => {
     for (const change of changes) {
       unsafeEvent(fiber, "resilience.circuit_breaker.transition", () => ({
-        [Attr.policy]: "circuit_breaker",
-        [Attr.name]: change.breaker,
-        [Attr.from]: change.from,
-        [Attr.to]: change.to,
-        [Attr.reason]: change.reason
+        "resilience.policy": "circuit_breaker",
+        "resilience.name": change.breaker,
+        "resilience.from": change.from,
+        "resilience.to": change.to,
+        "resilience.reason": change.reason
       }))
     }
     return Effect.void
