@@ -316,6 +316,35 @@ describe("KeyValueStoreCache", () => {
       })
     }))
 
+  it.effect("once the index is loaded, a key it lacks is a miss without reading the store", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.KeyValueStore
+      const reads: Array<string> = []
+      const counted = KeyValueStore.make({
+        ...store,
+        get: (key) => Effect.zipRight(Effect.sync(() => reads.push(key)), store.get(key))
+      })
+      const cache = yield* KeyValueStoreCache.fromStore(counted)
+      yield* cache.set("present", "v")
+      reads.length = 0
+      const answers = [yield* cache.get("absent"), yield* cache.delete("absent"), yield* cache.get("present")]
+      expect(answers).toEqual([Option.none(), false, Option.some("v")])
+      expect(reads).toEqual([entryName("present")])
+    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
+
+  it.effect("with an index shard that does not decode, every key is still read and deleted from the store", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      yield* withCache(dir, (cache) => cache.set("k", "v"))
+      fs.writeFileSync(path.join(dir, indexName("k")), "[[\"k\",") // truncated
+      const answers = yield* withCache(dir, (cache) =>
+        Effect.gen(function*() {
+          yield* cache.set("other", "w") // loads the index
+          return [yield* cache.get("k"), yield* cache.delete("k"), yield* cache.get("k")]
+        }))
+      expect(answers).toEqual([Option.some("v"), true, Option.none()])
+    }))
+
   it.effect("works over any KeyValueStore, e.g. the in-memory one with a prefix", () =>
     Effect.gen(function*() {
       const store = yield* KeyValueStore.KeyValueStore

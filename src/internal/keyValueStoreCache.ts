@@ -211,17 +211,27 @@ export const fromStore = (
     // later `set` may have made it live longer; the sweep reads the entry before removing).
     // Loaded once, on first need, and kept in step by this process.
     const locks = Array.from({ length: shardCount }, () => Effect.unsafeMakeSemaphore(1))
+    // Once loaded whole, the index holds every stored key (a key is indexed before its entry
+    // is written, and dropped after it is removed): a key it lacks is a miss without a read.
+    let loaded: ReadonlyArray<Map<string, number>> | undefined
+    let complete = true
+    const knownAbsent = (key: string): boolean =>
+      loaded !== undefined && complete && !loaded[shardOf(key)]!.has(key)
     const loadShard = (shard: number): Effect.Effect<Map<string, number>, PlatformError.PlatformError> =>
       Effect.flatMap(store.get(shardName(shard)), (text) => {
         if (Option.isNone(text)) return Effect.succeed(new Map<string, number>())
         const decoded = decodeShard(text.value)
         if (Either.isLeft(decoded)) {
+          complete = false
           return Effect.as(warnCorrupt(`index ${shardName(shard)}`, decoded.left.message), new Map<string, number>())
         }
         return Effect.succeed(new Map(decoded.right.map(([key, expiresAt]) => [key, fromStored(expiresAt)])))
       })
     const index = memoizeSuccess(
-      Effect.forEach(Array.from({ length: shardCount }, (_, shard) => shard), loadShard, { concurrency: 4 })
+      Effect.map(
+        Effect.forEach(Array.from({ length: shardCount }, (_, shard) => shard), loadShard, { concurrency: 4 }),
+        (shards) => (loaded = shards)
+      )
     )
     // Shards whose last write failed: written again by the next `set` in them, so that a key
     // added while the disk was full is indexed before its entry is written.
@@ -246,6 +256,7 @@ export const fromStore = (
     /** Reads the entry under `key`: a miss when absent, expired (then removed), of another key or unreadable. */
     const read = (key: string): Effect.Effect<Option.Option<Live>, PlatformError.PlatformError> =>
       Effect.gen(function*() {
+        if (knownAbsent(key)) return Option.none()
         const storeKey = entryName(key)
         const text = yield* store.get(storeKey)
         if (Option.isNone(text)) return Option.none()
@@ -343,9 +354,10 @@ export const fromStore = (
     const delete_ = (key: string): Effect.Effect<boolean, CacheError> =>
       Effect.gen(function*() {
         const failed = toCacheError("delete", key)
+        const shards = yield* Effect.option(index)
+        if (knownAbsent(key)) return false
         const live = yield* Effect.mapError(read(key), failed)
         yield* Effect.mapError(removeQuietly(entryName(key)), failed)
-        const shards = yield* Effect.option(index)
         if (Option.isSome(shards) && shards.value[shardOf(key)]!.delete(key)) {
           // A stale index entry is harmless (the sweep drops it): no need to fail for it.
           yield* Effect.ignore(persistShard(shards.value, shardOf(key)))
