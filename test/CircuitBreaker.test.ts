@@ -612,6 +612,181 @@ describe("CircuitBreaker", () => {
       }))
   })
 
+  describe("boundaries", () => {
+    it.effect("a failure rate of exactly failureRateThreshold opens, one just above it does not", () =>
+      Effect.gen(function*() {
+        const run = (failureRateThreshold: number) =>
+          Effect.gen(function*() {
+            const breaker = yield* CircuitBreaker.make({
+              name: uniqueName("rate-boundary"),
+              failureThreshold: Infinity,
+              failureRateThreshold,
+              minimumCalls: 4,
+              window: { _tag: "Count", size: 4 }
+            })
+            yield* succeed(breaker)
+            yield* fail(breaker)
+            yield* succeed(breaker)
+            expect(yield* breaker.state).toBe("Closed")
+            yield* fail(breaker)
+            return yield* breaker.state
+          })
+        expect(yield* run(0.5)).toBe("Open")
+        expect(yield* run(0.51)).toBe("Closed")
+      }))
+
+    it.effect("the rate rule applies at exactly minimumCalls, not one call before", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("minimum-boundary"),
+          failureThreshold: Infinity,
+          failureRateThreshold: 1,
+          minimumCalls: 4
+        })
+        for (let i = 0; i < 3; i++) yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        expect((yield* breaker.metrics).failureRate).toBe(1)
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+      }))
+
+    it.effect("a call of exactly slowCallDuration is slow, one a millisecond shorter is not", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: uniqueName("slow-edge"), slowCallDuration: "100 millis" })
+        const timed = (millis: number) =>
+          Effect.gen(function*() {
+            const call = yield* Effect.fork(breaker.protect(Effect.sleep(Duration.millis(millis))))
+            yield* TestClock.adjust(Duration.millis(millis))
+            yield* Fiber.join(call)
+          })
+        yield* timed(99)
+        expect((yield* breaker.metrics).slowCalls).toBe(0)
+        yield* timed(100)
+        expect((yield* breaker.metrics).slowCalls).toBe(1)
+      }))
+
+    it.effect("successThreshold - 1 probe successes keep it HalfOpen, the successThreshold-th closes it", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("success-boundary"),
+          failureThreshold: 1,
+          successThreshold: 3,
+          resetTimeout: "1 second"
+        })
+        yield* fail(breaker)
+        yield* TestClock.adjust("1 second")
+        yield* succeed(breaker)
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("HalfOpen")
+        yield* succeed(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+      }))
+
+    it.effect("the state gauge maps every state: Closed 0, HalfOpen 1, Open 2, ForcedOpen 2, ForcedClosed 0", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("gauge-rows")
+        const breaker = yield* CircuitBreaker.make({
+          name,
+          failureThreshold: 1,
+          resetTimeout: "1 second",
+          tagMetricsWithName: true
+        })
+        const gauge = Effect.map(
+          CircuitBreaker.stateMetric.pipe(Metric.tagged("breaker", name), Metric.value),
+          (state) => state.value
+        )
+        expect(yield* gauge).toBe(0)
+        yield* fail(breaker)
+        expect(yield* gauge).toBe(2)
+        yield* TestClock.adjust("1 second")
+        expect(yield* breaker.state).toBe("HalfOpen")
+        expect(yield* gauge).toBe(1)
+        yield* breaker.forceOpen
+        expect(yield* gauge).toBe(2)
+        yield* breaker.forceClosed
+        expect(yield* gauge).toBe(0)
+        yield* breaker.forceOpen
+        yield* breaker.reset
+        expect(yield* gauge).toBe(0)
+      }))
+
+    it.effect("the calls counter counts every outcome under its own label", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("outcome-rows")
+        const breaker = yield* CircuitBreaker.make({
+          name,
+          failureThreshold: 2,
+          slowCallDuration: "1 second",
+          isFailure: (error) => error !== "ignore me",
+          tagMetricsWithName: true
+        })
+        yield* succeed(breaker)
+        yield* fail(breaker, "ignore me")
+        const interrupted = yield* Effect.fork(breaker.protect(Effect.never))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(interrupted)
+        const slow = yield* Effect.fork(breaker.protect(Effect.sleep("1 second")))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(slow)
+        yield* fail(breaker)
+        yield* fail(breaker)
+        yield* succeed(breaker).pipe(Effect.flip)
+        const count = (outcome: string) =>
+          CircuitBreaker.callsMetric.pipe(
+            Metric.taggedWithLabels([MetricLabel.make("breaker", name), MetricLabel.make("outcome", outcome)]),
+            Metric.value,
+            Effect.map((state) => state.count)
+          )
+        const counts: Record<string, number> = {}
+        for (const outcome of ["success", "failure", "ignored", "interrupted", "rejected", "slow"]) {
+          counts[outcome] = yield* count(outcome)
+        }
+        expect(counts).toEqual({ success: 2, failure: 2, ignored: 1, interrupted: 1, rejected: 1, slow: 1 })
+        const m = yield* breaker.metrics
+        expect([m.successfulCalls, m.failedCalls, m.ignoredCalls, m.interruptedCalls, m.rejectedCalls, m.slowCalls])
+          .toEqual([2, 2, 1, 1, 1, 1])
+        expect(m.totalCalls).toBe(7)
+      }))
+
+    it.effect("retryAfter and the rejection reason for every state", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("retry-rows"),
+          failureThreshold: 1,
+          resetTimeout: "10 seconds"
+        })
+        const retryAfter = Effect.map(breaker.retryAfter, Duration.toMillis)
+        const reason = breaker.protect(Effect.void).pipe(
+          Effect.flip,
+          Effect.map((error) => [error.reason, Duration.toMillis(error.retryAfter), error.message] as const)
+        )
+        expect(yield* retryAfter).toBe(0)
+        yield* fail(breaker)
+        yield* TestClock.adjust("4 seconds")
+        expect(yield* retryAfter).toBe(6_000)
+        const open = yield* reason
+        expect(open.slice(0, 2)).toEqual(["Open", 6_000])
+        expect(open[2]).toContain("is open: retry after 6s")
+        yield* TestClock.adjust("6 seconds")
+        expect(yield* retryAfter).toBe(0)
+        const probe = yield* inFlight(breaker)
+        expect(probe.admitted).toBe(true)
+        yield* TestClock.adjust("3 seconds")
+        expect(yield* retryAfter).toBe(7_000)
+        const full = yield* reason
+        expect(full.slice(0, 2)).toEqual(["HalfOpenFull", 7_000])
+        expect(full[2]).toContain("admits no more probes")
+        yield* breaker.forceOpen
+        expect(yield* retryAfter).toBe(Infinity)
+        const forced = yield* reason
+        expect(forced.slice(0, 2)).toEqual(["ForcedOpen", Infinity])
+        expect(forced[2]).toContain("until it is closed by hand")
+        yield* breaker.forceClosed
+        expect(yield* retryAfter).toBe(0)
+        yield* Fiber.interrupt(probe.fiber)
+      }))
+  })
+
   describe("open schedule", () => {
     it.effect("draws each open duration from the schedule and restarts it when closed", () =>
       Effect.gen(function*() {
