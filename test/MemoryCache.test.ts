@@ -37,4 +37,12 @@ describe("Cache.makeMemory: remaining TTLs", () => {
       expect((yield* Cache.makeMemory()).defaultTtl).toEqual(Duration.minutes(5))
       expect((yield* Cache.makeMemory({ ttl: "30 seconds" })).defaultTtl).toEqual(Duration.seconds(30))
     }))
+
+  it.effect("options that are not an object are refused with InvalidOptions naming options", () =>
+    Effect.gen(function*() {
+      for (const options of [null, 5, "big", []]) {
+        const error = yield* Effect.flip(Cache.makeMemory(options as unknown as Cache.MemoryOptions))
+        expect([error._tag, error.field]).toEqual(["InvalidOptions", "options"])
+      }
+    }))
 })

@@ -568,6 +568,11 @@ describe("ResilientCache", () => {
         [{ breaker: { failureThreshold: 0 } }, "failureThreshold"],
         [{ breaker: "fast" as unknown as ResilientCache.Options["breaker"] }, "breaker"]
       ]
+      // Options that are not an object follow the one rule of every constructor.
+      for (const options of [null, 5, "fast", []]) {
+        cases.push([options as unknown as ResilientCache.Options, "options"])
+      }
+      cases.push([{ memoryFallback: null as unknown as boolean }, "memoryFallback"])
       for (const [options, field] of cases) {
         const error = yield* Effect.flip(Effect.scoped(ResilientCache.fromCache(failingCache("Unknown"), options)))
         expect(error._tag).toBe("InvalidOptions")

@@ -34,14 +34,15 @@ export const validate = (
   options: CacheModule.MemoryOptions | undefined
 ): Either.Either<ValidatedOptions, InvalidOptions> =>
   Either.gen(function*() {
+    const given = yield* options_.object("Cache", options, false)
     const capacity = yield* options_.field(
       "Cache",
       "capacity",
-      options?.capacity,
+      given.capacity,
       options_.integerAtLeast(1),
       defaultCapacity
     )
-    const ttl = yield* options_.duration("Cache", "ttl", options?.ttl, defaultTtl, { positive: true, finite: false })
+    const ttl = yield* options_.duration("Cache", "ttl", given.ttl, defaultTtl, { positive: true, finite: false })
     return { capacity, ttl }
   })
 

@@ -118,7 +118,7 @@ const memoryOption = options_.check(
 
 const validate = (options: RC.Options | undefined): Either.Either<Validated, InvalidOptions> =>
   Either.gen(function*() {
-    const o = options ?? {}
+    const o = yield* options_.object(moduleName, options, false)
     const name = yield* options_.field(moduleName, "name", o.name, options_.nonEmptyString, defaults.name)
     const timeout = yield* options_.duration(moduleName, "timeout", o.timeout, defaults.timeout, {
       positive: true,
