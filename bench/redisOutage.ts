@@ -267,6 +267,7 @@ const analyse = (result: RunResult) => {
   const afterOpening = frozen.filter((r) => r.scheduled >= openedAt)
   const latencies = afterOpening.map((r) => r.latency)
   const lateness = afterOpening.map((r) => Math.max(0, r.sent - r.scheduled))
+  const fromSend = afterOpening.map((r) => r.end - r.sent)
   const readsSent = calls.filter(isRead)
   const sentAfterOpening = readsSent.filter((call) => call.start >= openedAt)
   // Open periods: from each transition to Open to the next one (the last to the end of the phase).
@@ -301,6 +302,13 @@ const analyse = (result: RunResult) => {
       "ms"
     ),
     figure(id("sendLateness.max"), `${rate} reads/s, after opening: sender late by (max)`, Math.max(...lateness), "ms"),
+    figure(
+      id("fromSend.p99"),
+      `${rate} reads/s, after opening: p99 from the actual send`,
+      percentile(fromSend, 0.99),
+      "ms"
+    ),
+    figure(id("fromSend.max"), `${rate} reads/s, after opening: max from the actual send`, Math.max(...fromSend), "ms"),
     figure(
       id("userWaits"),
       `${rate} reads/s, after opening: user reads waiting >= ${commandTimeout * 0.9} ms`,
