@@ -1,6 +1,8 @@
 import { KeyValueStore } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -384,6 +386,13 @@ describe("KeyValueStoreCache", () => {
       )
       expect(unset).toEqual({ ttl: "1 hour", directory: KeyValueStoreCache.defaultDirectory })
       expect(KeyValueStoreCache.defaultDirectory).toBe(".cache/effect-resilience")
+      const unreadable = yield* Effect.flip(KeyValueStoreCache.configOptions()).pipe(
+        Effect.withConfigProvider(ConfigProvider.make({
+          load: () => Effect.fail(ConfigError.SourceUnavailable([], "configuration store unreachable", Cause.empty)),
+          flattened: ConfigProvider.fromMap(new Map()).flattened
+        }))
+      )
+      expect([unreadable._tag, unreadable.field]).toEqual(["InvalidOptions", "directory (REDIS_FALLBACK_CACHE_DIR)"])
     }))
 })
 

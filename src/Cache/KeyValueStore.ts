@@ -23,7 +23,6 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as Path from "@effect/platform/Path"
-import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -124,7 +123,8 @@ export const layer: (options?: Options) => Layer.Layer<Cache, InvalidOptions, Ke
  * `@effect/platform`'s file-system store: one file per entry. A directory that cannot be
  * created or written does not fail the layer: its operations fail with `CacheError`
  * (`Unavailable`) until it can (a directory removed while in use is made again by the next
- * write), so a `ResilientCache` over it falls back and recovers by itself. An empty `directory` fails with `InvalidOptions`.
+ * write), so a `ResilientCache` over it falls back and recovers by itself. An empty
+ * `directory` fails with `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -152,14 +152,15 @@ export const layerFileSystem: (
 /**
  * The options `layerConfig` runs with: `defaults`, with the directory from
  * `REDIS_FALLBACK_CACHE_DIR` over them when it is set (else `defaults.directory`, else
- * `defaultDirectory`).
+ * `defaultDirectory`). A variable the `ConfigProvider` cannot read fails with
+ * `InvalidOptions` naming it.
  *
  * @since 0.1.0
  * @category config
  */
 export const configOptions: (
   defaults?: FileSystemOptions
-) => Effect.Effect<FileSystemOptions, ConfigError.ConfigError> = internal.configOptions
+) => Effect.Effect<FileSystemOptions, InvalidOptions> = internal.configOptions
 
 /**
  * `layerFileSystem` in the directory named by `REDIS_FALLBACK_CACHE_DIR` (default
@@ -180,8 +181,7 @@ export const configOptions: (
  */
 export const layerConfig: (
   defaults?: FileSystemOptions
-) => Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
-  internal.layerConfig
+) => Layer.Layer<Cache, InvalidOptions, FileSystem.FileSystem | Path.Path> = internal.layerConfig
 
 /**
  * Counts entries (and index shards) that could not be decoded and were served as misses,

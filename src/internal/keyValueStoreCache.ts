@@ -4,7 +4,6 @@ import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as Path from "@effect/platform/Path"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -14,7 +13,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as CacheModule from "../Cache.js"
 import type * as KeyValueStoreCache from "../Cache/KeyValueStore.js"
-import type { InvalidOptions } from "../InvalidOptions.js"
+import { InvalidOptions } from "../InvalidOptions.js"
 import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import { counter } from "./metric.js"
 import * as options_ from "./options.js"
@@ -460,9 +459,16 @@ export const layerFileSystem = (
 /** @internal */
 export const configOptions = (
   defaultOptions?: KeyValueStoreCache.FileSystemOptions
-): Effect.Effect<KeyValueStoreCache.FileSystemOptions, ConfigError.ConfigError> =>
+): Effect.Effect<KeyValueStoreCache.FileSystemOptions, InvalidOptions> =>
   Effect.map(
-    Config.option(Config.string(directoryVariable)),
+    // A variable that is set but cannot be read is refused naming it, as a bad option.
+    Effect.mapError(Config.option(Config.string(directoryVariable)), (error) =>
+      new InvalidOptions({
+        module: moduleName,
+        field: `directory (${directoryVariable})`,
+        expected: "a path",
+        received: error.message
+      })),
     (directory) => ({
       ...defaultOptions,
       directory: Option.isSome(directory) && directory.value.trim() !== ""
@@ -474,7 +480,7 @@ export const configOptions = (
 /** @internal */
 export const layerConfig = (
   defaultOptions?: KeyValueStoreCache.FileSystemOptions
-): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =>
+): Layer.Layer<Cache, InvalidOptions, FileSystem.FileSystem | Path.Path> =>
   Layer.unwrapEffect(
     Effect.map(configOptions(defaultOptions), ({ directory, ...options }) =>
       layerFileSystem(directory ?? defaults.directory, options))
