@@ -153,16 +153,15 @@ export const make = (given: Bulkhead.Bulkhead.Options): Effect.Effect<Bulkhead.B
       })
 
     const countRejected = labelled((labels) => rejectedCounter.unsafeUpdate(1, labels))
-    const rejectedEvent = tracing.event("resilience.bulkhead.rejected", () => ({
-      "resilience.policy": "bulkhead",
-      "resilience.name": name,
-      "resilience.outcome": "rejected",
-      "resilience.max_concurrent": maxConcurrent,
-      "resilience.max_queue": maxQueue
-    }))
-    const full = countRejected.pipe(
-      Effect.zipRight(rejectedEvent),
-      Effect.zipRight(Effect.suspend(() => Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue }))))
+    const full = Effect.zipRight(
+      countRejected,
+      tracing.eventThen("resilience.bulkhead.rejected", () => ({
+        "resilience.policy": "bulkhead",
+        "resilience.name": name,
+        "resilience.outcome": "rejected",
+        "resilience.max_concurrent": maxConcurrent,
+        "resilience.max_queue": maxQueue
+      }), () => Effect.fail(new BulkheadFull({ bulkhead: name, maxConcurrent, maxQueue })))
     )
     // The wait of a queued call, as a child span of the caller's: the time it spent queued
     // shows in the trace, and ends `interrupted` when the caller gave up.

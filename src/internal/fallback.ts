@@ -37,13 +37,13 @@ const whenOf = (module: string, input: unknown): ((error: unknown) => boolean) |
   return when
 }
 
-/** Records a fallback taken on the caller's span, with the type of the failure it replaces. */
-const taken = (error: unknown): Effect.Effect<void> =>
-  tracing.event("resilience.fallback", () => ({
+/** Records a fallback taken on the caller's span, with the type of the failure it replaces, and runs it. */
+const taken = <A, E, R>(error: unknown, fallback: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  tracing.eventThen("resilience.fallback", () => ({
     "resilience.policy": "fallback",
     "resilience.outcome": "taken",
     "error.type": tracing.errorType(error)
-  }))
+  }), fallback)
 
 /** @internal */
 export const to = dual(
@@ -55,7 +55,7 @@ export const to = dual(
   ): Effect.Effect<A | B, E, R> => {
     const when = whenOf("Fallback.to", input)
     const fallback = Effect.succeed(value)
-    const recover = (error: E) => Effect.zipRight(taken(error), fallback)
+    const recover = (error: E) => taken(error, () => fallback)
     return when === undefined ? Effect.catchAll(self, recover) : Effect.catchIf(self, when, recover)
   }
 ) as any
@@ -77,7 +77,7 @@ export const orElse = dual(
       })
     }
     const when = whenOf("Fallback.orElse", input)
-    const recover = (error: E) => Effect.zipRight(taken(error), f(error))
+    const recover = (error: E) => taken(error, () => f(error))
     return when === undefined ? Effect.catchAll(self, recover) : Effect.catchIf(self, when, recover)
   }
 ) as any

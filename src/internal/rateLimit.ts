@@ -172,16 +172,17 @@ const makeRejecting = (
       Clock.currentTimeMillis,
       (now) =>
         Effect.flatMap(take(now), (wait) =>
-          wait === 0 ? Effect.void : countRejected.pipe(
-            Effect.zipRight(tracing.event("resilience.rate_limit.rejected", () => ({
+          wait === 0 ? Effect.void : Effect.zipRight(
+            countRejected,
+            tracing.eventThen("resilience.rate_limit.rejected", () => ({
               "resilience.policy": "rate_limit",
               "resilience.name": name,
               "resilience.outcome": "rejected",
               "resilience.retry_after_ms": wait
-            }))),
-            Effect.zipRight(
-              Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) }))
-            )
+            }), () =>
+              Effect.fail(
+                new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) })
+              ))
           ))
     )
     const limiter: RateLimit.RejectingRateLimiter = {

@@ -70,6 +70,22 @@ export const event = (name: string, attributes: () => Attributes): Effect.Effect
   })
 
 /**
+ * Adds an event as `event` does, then goes on with `next()`: one step, for paths where a
+ * fallback or a rejection is an everyday outcome.
+ *
+ * @internal
+ */
+export const eventThen = <A, E, R>(
+  name: string,
+  attributes: () => Attributes,
+  next: () => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime<A, E, R>((fiber) => {
+    unsafeEvent(fiber, name, attributes)
+    return next()
+  })
+
+/**
  * Runs `self` in a child span of the caller's current span, setting `resilience.outcome`
  * when it ends (`success`, `failure`, `interrupted`). Outside any span, `self` runs as it
  * is: the library never starts a trace of its own.
