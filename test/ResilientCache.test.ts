@@ -462,6 +462,30 @@ describe("ResilientCache", () => {
       }
     }).pipe(Effect.scoped))
 
+  it.effect("its metrics carry the tags a caller sets with Effect.tagMetrics", () =>
+    Effect.gen(function*() {
+      const cache = yield* ResilientCache.fromCache(failingCache("Unavailable"), { name: "tagged" })
+      const base = yield* Cache.makeMemory()
+      const healthy = yield* ResilientCache.fromCache(base, { name: "tagged-healthy" })
+      yield* base.set("k", "v")
+      yield* Effect.all([cache.get("k"), healthy.get("k"), healthy.get("absent")]).pipe(
+        Effect.tagMetrics("service", "checkout")
+      )
+      const withService = <T, I, O>(metric: Metric.Metric<T, I, O>) => metric.pipe(Metric.tagged("service", "checkout"))
+      const fallback = yield* Metric.value(withService(
+        ResilientCache.fallbacks.pipe(
+          Metric.tagged("cache", "tagged"),
+          Metric.tagged("operation", "get"),
+          Metric.tagged("cause", "Failure")
+        )
+      ))
+      const hit = yield* Metric.value(withService(
+        ResilientCache.hits.pipe(Metric.tagged("cache", "tagged-healthy"), Metric.tagged("source", "primary"))
+      ))
+      const miss = yield* Metric.value(withService(ResilientCache.misses.pipe(Metric.tagged("cache", "tagged-healthy"))))
+      expect([fallback.count, hit.count, miss.count]).toEqual([1, 1, 1])
+    }).pipe(Effect.scoped))
+
   it.effect("TooLarge and Protocol failures get the fallback but do not open the breaker", () =>
     Effect.gen(function*() {
       for (const reason of ["TooLarge", "Protocol"] as const) {
