@@ -471,7 +471,8 @@ describe("ResilientCache", () => {
       yield* Effect.all([cache.get("k"), healthy.get("k"), healthy.get("absent")]).pipe(
         Effect.tagMetrics("service", "checkout")
       )
-      const withService = <T, I, O>(metric: Metric.Metric<T, I, O>) => metric.pipe(Metric.tagged("service", "checkout"))
+      const withService = <T, I, O>(metric: Metric.Metric<T, I, O>) =>
+        metric.pipe(Metric.tagged("service", "checkout"))
       const fallback = yield* Metric.value(withService(
         ResilientCache.fallbacks.pipe(
           Metric.tagged("cache", "tagged"),
