@@ -483,7 +483,9 @@ describe("ResilientCache", () => {
       const hit = yield* Metric.value(withService(
         ResilientCache.hits.pipe(Metric.tagged("cache", "tagged-healthy"), Metric.tagged("source", "primary"))
       ))
-      const miss = yield* Metric.value(withService(ResilientCache.misses.pipe(Metric.tagged("cache", "tagged-healthy"))))
+      const miss = yield* Metric.value(
+        withService(ResilientCache.misses.pipe(Metric.tagged("cache", "tagged-healthy")))
+      )
       expect([fallback.count, hit.count, miss.count]).toEqual([1, 1, 1])
     }).pipe(Effect.scoped))
 
