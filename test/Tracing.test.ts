@@ -517,3 +517,26 @@ describe("Circuit breaker trace helpers", () => {
       expect(recorder.spans).toEqual([])
     }))
 })
+
+describe("Circuit breaker in traces", () => {
+  it.effect("the call that trips a breaker carries its transition, logged with the breaker, states and reason", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const breaker = yield* CircuitBreaker.make({ name: "traced-db", failureThreshold: 1 })
+      const exit = yield* breaker.protect(Effect.fail(new Unavailable())).pipe(
+        Effect.withSpan("handler"),
+        recorder.run,
+        Effect.exit
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      const transition = recorder.eventsOf("handler").find((event) => event.name.includes("Closed -> Open"))
+      expect(transition?.name).toBe("circuit breaker \"traced-db\": Closed -> Open (FailureThreshold)")
+      expect(transition?.attributes).toMatchObject({
+        breaker: "traced-db",
+        from: "Closed",
+        to: "Open",
+        reason: "FailureThreshold"
+      })
+      expect(everything(recorder)).not.toContain("s3cret")
+    }))
+})
