@@ -290,4 +290,57 @@ describe("CircuitBreaker under concurrency", () => {
         { from: "ForcedOpen", to: "Closed", reason: "IsolationReleased" }
       ])
     }))
+
+  it.effect(`${FIBERS} callers of a HalfOpen breaker with probePatience: only probes run, none waits longer`, () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: "concurrency-patience",
+        failureThreshold: 1,
+        successThreshold: 3,
+        halfOpenMaxCalls: 3,
+        resetTimeout: "10 seconds",
+        probePatience: "100 millis"
+      })
+      yield* Effect.flip(breaker.protect(Effect.fail(new Boom())))
+      yield* TestClock.adjust("10 seconds")
+      const executions = yield* Ref.make(0)
+      const finished = yield* Ref.make(0)
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: FIBERS }, (_, i) => i),
+        (i) =>
+          Effect.fork(
+            Effect.zipRight(
+              Effect.repeatN(Effect.yieldNow(), i % 7),
+              breaker.protect(
+                Effect.zipRight(
+                  Ref.update(executions, (n) => n + 1),
+                  Effect.zipRight(Effect.sleep("5 seconds"), Ref.update(finished, (n) => n + 1))
+                )
+              )
+            ).pipe(Effect.either)
+          )
+      )
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      yield* TestClock.adjust("100 millis")
+      const results = yield* Effect.forEach(fibers, Fiber.join)
+      const reasons: Record<string, number> = {}
+      for (const result of results) {
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result) && result.left instanceof CircuitBreaker.CircuitBreakerOpen) {
+          reasons[result.left.reason] = (reasons[result.left.reason] ?? 0) + 1
+        }
+      }
+      expect(reasons).toEqual({ ProbePending: 3, HalfOpenFull: FIBERS - 3 })
+      expect(yield* Ref.get(executions)).toBe(3)
+      expect(yield* Ref.get(finished)).toBe(0)
+      // The probes go on without their callers and decide the breaker.
+      yield* TestClock.adjust("4900 millis")
+      expect(yield* Ref.get(finished)).toBe(3)
+      expect(yield* breaker.state).toBe("Closed")
+      const m = yield* breaker.metrics
+      expect(m.successfulCalls).toBe(3)
+      // A probe is counted once, by its outcome: its caller's ProbePending is not a rejection.
+      expect(m.rejectedCalls).toBe(FIBERS - 3)
+      expect(m.totalCalls).toBe(FIBERS + 1)
+    }))
 })
