@@ -142,6 +142,26 @@ describe("CacheAside.get", () => {
       expect(yield* Ref.get(runs)).toBe(1)
     }).pipe(Effect.provide(Cache.layerMemory())))
 
+  it.effect("misses for one key on two different caches load once per cache", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make(0)
+      const aside = yield* CacheAside.make({ ttl: "1 minute" })
+      const load = Ref.updateAndGet(runs, (n) => n + 1).pipe(Effect.delay("1 second"), Effect.map((n) => `v${n}`))
+      const first = yield* Cache.makeMemory()
+      const second = yield* Cache.makeMemory()
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) => Effect.fork(aside.get("k", load).pipe(Effect.provideService(Cache.Cache, i % 2 === 0 ? first : second))),
+        { concurrency: "unbounded" }
+      )
+      yield* TestClock.adjust("1 second")
+      const values = (yield* Fiber.joinAll(fibers)).map((r) => r.value)
+      expect(yield* Ref.get(runs)).toBe(2)
+      expect(new Set(values.filter((_, i) => i % 2 === 0)).size).toBe(1)
+      expect(new Set(values.filter((_, i) => i % 2 === 1)).size).toBe(1)
+      expect(values[0]).not.toBe(values[1])
+    }))
+
   it.effect("misses on different keys load independently", () =>
     Effect.gen(function*() {
       const runs = yield* Ref.make(0)
