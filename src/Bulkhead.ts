@@ -82,7 +82,7 @@ export declare namespace Bulkhead {
    * @category models
    */
   export interface Options {
-    /** Names the bulkhead in errors and metrics (default `"bulkhead"`). */
+    /** Names the bulkhead in errors, metrics and traces (default `"bulkhead"`). */
     readonly name?: string | undefined
     /** Calls that run at once (an integer >= 1; required). */
     readonly maxConcurrent: number
@@ -92,8 +92,9 @@ export declare namespace Bulkhead {
 }
 
 /**
- * Makes a bulkhead. Fails with `InvalidOptions` naming the field when an option is out of
- * range.
+ * Makes a bulkhead. A call that waits in the queue does so in a child span of the caller's
+ * (`resilience.bulkhead.wait`); a rejection is a `resilience.bulkhead.rejected` event. Fails
+ * with `InvalidOptions` naming the field when an option is out of range.
  *
  * @example
  * ```ts

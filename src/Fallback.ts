@@ -25,7 +25,8 @@ import type { InvalidOptions } from "./InvalidOptions.js"
  * `when`, only the errors it accepts are replaced; the others pass through (a refinement
  * removes its type from the error channel). Defects and interruptions are not caught.
  * `value` is a plain value (an effect there would be read as the subject): to fall back on
- * an effect, use `orElse`. Throws `InvalidOptions` when `when` is not a function.
+ * an effect, use `orElse`. A fallback taken is a `resilience.fallback` event on the caller's
+ * span, with the failure's type. Throws `InvalidOptions` when `when` is not a function.
  *
  * @example
  * ```ts
@@ -67,7 +68,8 @@ export const to: {
 /**
  * Runs `fallback(reason)` when the effect fails, where `reason` is the failure: the error,
  * or the `CircuitBreakerOpen` that stopped a protected call before it ran. With `when`, only
- * the errors it accepts fall back. Defects and interruptions are not caught. Throws
+ * the errors it accepts fall back. Defects and interruptions are not caught. A fallback taken
+ * is a `resilience.fallback` event on the caller's span, with the failure's type. Throws
  * `InvalidOptions` when `fallback` or `when` is not a function.
  *
  * @example
@@ -212,7 +214,9 @@ export declare namespace Provider {
  * turns the call away inside `run` is skipped as well; a provider that fails hands over to
  * the next. When none answers, fails with
  * `AllProvidersFailed` listing every provider's failure or skip. Defects and interruptions
- * are not caught. Throws `InvalidOptions` when the list is empty or a provider is malformed.
+ * are not caught. Each skip or failure, and the provider that answered after one, is an
+ * event on the caller's span (`resilience.failover.*`). Throws `InvalidOptions` when the
+ * list is empty or a provider is malformed.
  *
  * @example
  * ```ts
@@ -366,8 +370,9 @@ export interface HedgeOptions<E = unknown> {
  * `delay` (or has failed) starts another one alongside it, up to `maxAttempts` attempts.
  * The first success wins and every other attempt is interrupted (their finalizers have run
  * when the hedge returns). When every attempt fails, fails with the last failure. Only for
- * effects that are safe to run more than once at the same time. Throws `InvalidOptions`
- * naming the field when an option is out of range.
+ * effects that are safe to run more than once at the same time. In a trace, each attempt is a
+ * child span (`resilience.hedge.attempt`) of the caller's, and each hedge started an event.
+ * Throws `InvalidOptions` naming the field when an option is out of range.
  *
  * @example
  * ```ts

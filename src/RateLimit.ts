@@ -85,7 +85,7 @@ export declare namespace RateLimit {
    * @category models
    */
   export interface Options {
-    /** Names the limiter in errors and metrics (reject mode; default `"rate-limit"`). */
+    /** Names the limiter in errors and metrics (reject mode) and in traces (default `"rate-limit"`). */
     readonly name?: string | undefined
     /** Calls admitted per `interval` (an integer >= 1). */
     readonly limit: number
@@ -105,8 +105,9 @@ export declare namespace RateLimit {
 /**
  * Makes a rate limiter. In `wait` mode (the default) it is Effect's `RateLimiter` (needs a
  * `Scope`, for its refill fiber); in `reject` mode a `RejectingRateLimiter` whose state is a
- * `Ref` read against the `Clock` (no fiber, no `Scope`). Fails with `InvalidOptions` naming
- * the field when an option is out of range.
+ * `Ref` read against the `Clock` (no fiber, no `Scope`). A call that waited, or was
+ * rejected, is an event on the caller's span (`resilience.rate_limit.waited`, `.rejected`).
+ * Fails with `InvalidOptions` naming the field when an option is out of range.
  *
  * @example
  * ```ts

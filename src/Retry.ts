@@ -301,7 +301,8 @@ export const budget: (options?: BudgetOptions) => Effect.Effect<RetryBudget, Inv
 
 /**
  * Retries an effect with `schedule` while `budget` allows: the call deposits once, each
- * retry withdraws, and a refused retry fails with the last error.
+ * retry withdraws, and a refused retry fails with the last error. Each retry, and the end of
+ * the retries, is an event on the caller's span (`resilience.retry.*`).
  *
  * @example
  * ```ts
@@ -366,8 +367,10 @@ export interface PolicyOptions<E = unknown, R = never> {
  * classified, `Fatal` ones fail at once, the others are retried on their class's schedule,
  * never sooner than the `retryAfter` they carry (the delay is the larger of the two). A
  * breaker's rejection (`CircuitBreakerOpen`) ends the retries at once, without waiting,
- * unless `waitOutOpenBreaker` is set. The success path costs one `catchAll`. Throws
- * `InvalidOptions` naming the field when an option is invalid.
+ * unless `waitOutOpenBreaker` is set. The success path costs one `catchAll`. Each retry
+ * (attempt, delay, error type and class), and why the retries ended, is an event on the
+ * caller's span (`resilience.retry.*`). Throws `InvalidOptions` naming the field when an
+ * option is invalid.
  *
  * @example
  * ```ts

@@ -41,7 +41,8 @@ export interface TimeoutOptions {
  * races the deadline and takes turns with the other fibers, so one that never waits on I/O
  * (`Effect.forever(Effect.sync(f))`, a loop of `Effect.yieldNow()`, a long `Effect.forEach`)
  * is timed out like any other. As with `Fiber.await`, `FiberRef` changes made inside the
- * operation stay with it.
+ * operation stay with it. Each call adds a `resilience.timeout` event (`completed` or
+ * `timed_out`) to the caller's span, if it is in one.
  *
  * @example
  * ```ts

@@ -112,6 +112,26 @@ class FirstYieldScheduler implements Scheduler.Scheduler {
   }
 }
 
+/** Adds the `resilience.timeout` event to the caller's span, if it is in one. */
+const record = (
+  caller: Fiber.RuntimeFiber<unknown, unknown>,
+  clock: Clock.Clock,
+  operation: string,
+  millis: number,
+  startedAt: number,
+  outcome: "completed" | "timed_out"
+): void => {
+  // Checked first: a caller in no span allocates nothing here, on every call.
+  if (tracing.unsafeCurrentSpan(caller) === undefined) return
+  tracing.unsafeEvent(caller, "resilience.timeout", () => ({
+    "resilience.policy": "timeout",
+    "resilience.name": operation,
+    "resilience.outcome": outcome,
+    "resilience.timeout_ms": millis,
+    "resilience.elapsed_ms": clock.unsafeCurrentTimeMillis() - startedAt
+  }))
+}
+
 /**
  * Runs `self` with a deadline `millis` from now, interrupting it when the deadline passes.
  *
@@ -143,17 +163,9 @@ const timed = <A, E, R>(
     })
     const scheduler = new FirstYieldScheduler(parent.currentScheduler)
     const fiber = Runtime.runFork(runtime, self, { scheduler })
-    const record = (outcome: "completed" | "timed_out") =>
-      tracing.unsafeEvent(parent, "resilience.timeout", () => ({
-        "resilience.policy": "timeout",
-        "resilience.name": operation,
-        "resilience.outcome": outcome,
-        "resilience.timeout_ms": millis,
-        "resilience.elapsed_ms": clock.unsafeCurrentTimeMillis() - startedAt
-      }))
     const exit = fiber.unsafePoll()
     if (exit !== null) {
-      record("completed")
+      record(parent, clock, operation, millis, startedAt, "completed")
       return exit
     }
     const remaining = Math.max(0, millis - (clock.unsafeCurrentTimeMillis() - startedAt))
@@ -165,13 +177,13 @@ const timed = <A, E, R>(
         Effect.timeoutOption(Fiber.await(fiber), Duration.millis(remaining)),
         (done): Effect.Effect<A, E | TimeoutError> => {
           if (Option.isSome(done)) {
-            record("completed")
+            record(parent, clock, operation, millis, startedAt, "completed")
             return done.value
           }
           return Effect.zipRight(
             Fiber.interrupt(fiber),
             Effect.suspend(() => {
-              record("timed_out")
+              record(parent, clock, operation, millis, startedAt, "timed_out")
               return Effect.fail(onTimeout())
             })
           )
