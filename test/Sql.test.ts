@@ -21,6 +21,7 @@ import {
   Ref,
   Schedule,
   Schema,
+  Scope,
   TestClock,
   Tracer
 } from "effect"
@@ -148,17 +149,17 @@ describe("null options", () => {
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "app.sqlite")
       for (const bad of [null, 42, "orders"]) {
-        const layers: ReadonlyArray<Layer.Layer<unknown, unknown>> = [
-          Sqlite.layer(bad as never),
-          Sqlite.layerClient(bad as never),
-          Pg.layer(bad as never),
-          Pg.layerClient(bad as never),
-          Pg.layer({ host: "localhost" }, bad as never),
-          Sql.layer(bad as never).pipe(Layer.provide(Sqlite.layerClient({ filename }))),
-          Sql.layerConnecting(Sqlite.layerClient({ filename }), bad as never)
+        const builds: ReadonlyArray<Effect.Effect<unknown, unknown, Scope.Scope>> = [
+          Layer.build(Sqlite.layer(bad as never)),
+          Layer.build(Sqlite.layerClient(bad as never)),
+          Layer.build(Pg.layer(bad as never)),
+          Layer.build(Pg.layerClient(bad as never)),
+          Layer.build(Pg.layer({ host: "localhost" }, bad as never)),
+          Layer.build(Sql.layer(bad as never).pipe(Layer.provide(Sqlite.layerClient({ filename })))),
+          Layer.build(Sql.layerConnecting(Sqlite.layerClient({ filename }), bad as never))
         ]
-        for (const layer of layers) {
-          const error = yield* Effect.flip(Layer.build(layer))
+        for (const build of builds) {
+          const error = yield* Effect.flip(build)
           expect(error).toMatchObject({ _tag: "InvalidOptions", field: "options" })
         }
       }
@@ -340,6 +341,9 @@ describe("breaker, health check and read-only mode on SQLite (TestClock)", () =>
         expect(error).toMatchObject({ module: "Sql/Sqlite", field: "filename", received: filename })
         expect((error as InvalidOptions).message).toContain("a file in a directory that exists")
       }
+      // The same client under layerConnecting: a configuration error, not an outage.
+      const connecting = yield* Effect.flip(Layer.build(Sql.layerConnecting(Sqlite.layerClient({ filename }))))
+      expect(connecting).toMatchObject({ _tag: "InvalidOptions", field: "filename" })
       // Checked when the layer is built: a directory made in between is fine.
       const layer = Sqlite.layer({ filename, busyTimeout: 0 })
       fs.mkdirSync(path.join(dir, "volume"))

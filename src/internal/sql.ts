@@ -25,6 +25,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import * as Retry from "../Retry.js"
 import type * as Sql from "../Sql.js"
 import * as Timeout from "../Timeout.js"
+import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
 import { DatabaseError, isHealthFailure, isMapped, isSqlError, NotConnected, toDatabaseError } from "./sqlErrors.js"
 
@@ -282,10 +283,13 @@ const build = (
       Effect.mapError(toError)
     )
 
+    // At a health registry's Emergency the whole system is read-only, and so is this database.
+    const emergency = yield* HealthRegistry.readOnlyIfPresent
     const mode: Effect.Effect<Sql.Mode> = Effect.zipWith(
-      breaker.state,
+      Effect.zip(breaker.state, emergency),
       source.connected,
-      (state, connected) => (!connected || state === "Open" || state === "ForcedOpen" ? "ReadOnly" : "ReadWrite")
+      ([state, readOnly], connected) =>
+        !connected || readOnly || state === "Open" || state === "ForcedOpen" ? "ReadOnly" : "ReadWrite"
     )
 
     const service: Sql.ResilientSqlService = {
@@ -326,6 +330,7 @@ const build = (
     if (config.healthCheck !== undefined) {
       yield* CircuitBreaker.withHealthCheck(breaker, { check: healthCheck, interval: config.healthCheck.interval })
     }
+    yield* HealthRegistry.registerIfPresent(database, HealthRegistry.databaseSource(service))
     return service
   })
 
@@ -400,6 +405,9 @@ export const makeConnecting = <E, R>(
     // start degraded and keep trying in the background.
     const first = yield* Effect.exit(attempt)
     if (Exit.isFailure(first)) {
+      // Settings that can never work are not an outage: no degraded start, no retries.
+      const reason = causeValue(first.cause)
+      if (reason instanceof InvalidOptions) return yield* Effect.fail(reason)
       // One line: a stack trace inside a logfmt field is unreadable.
       yield* Effect.logWarning(
         `database "${config.name}" is not reachable: starting read-only, connecting in the background`
