@@ -173,17 +173,18 @@ export const traced = <Out, E, R>(
     (now, error: E, [inner, retries]) =>
       Effect.flatMap(schedule.step(now, error, inner), ([state, out, decision]) => {
         const next = [state, retries + 1] as const
-        const stop = (outcome: StopOutcome) =>
+        // Why it stopped is worked out only for a caller in a span (it may classify again).
+        const stop = (outcome: () => StopOutcome) =>
           Effect.as(
             tracing.event("resilience.retry.stopped", () => ({
               "resilience.policy": "retry",
-              "resilience.outcome": outcome,
+              "resilience.outcome": outcome(),
               "resilience.attempt": retries + 1,
               "error.type": tracing.errorType(error)
             })),
             [next, out, ScheduleDecision.done] as const
           )
-        if (ScheduleDecision.isDone(decision)) return stop(describe.stopped(error, now))
+        if (ScheduleDecision.isDone(decision)) return stop(() => describe.stopped(error, now))
         const go = Effect.as(
           tracing.event("resilience.retry.scheduled", () => {
             const attributes: tracing.Attributes = {
@@ -199,7 +200,7 @@ export const traced = <Out, E, R>(
           [next, out, decision] as const
         )
         if (retryBudget === undefined) return go
-        return Effect.flatMap(retryBudget.withdraw, (allowed) => allowed ? go : stop("budget_exhausted"))
+        return Effect.flatMap(retryBudget.withdraw, (allowed) => allowed ? go : stop(() => "budget_exhausted"))
       })
   )
 
