@@ -278,6 +278,15 @@ export const run = (target: Target, dir: string, times: Timeline = timeline) =>
       )
     )
 
+    // A warm start, as a service that has been running: one connection per client (opened
+    // with the client directly, outside the breaker) and the stock level in the cache.
+    const raw = yield* db.client
+    yield* Effect.forEach(Array.from({ length: times.clients }), () => raw`SELECT 1`, {
+      concurrency: "unbounded",
+      discard: true
+    })
+    yield* readStock
+
     // Print each change of the database's breaker as it happens.
     const tally: Tally = {
       acknowledged: [],
