@@ -107,8 +107,9 @@ describe("Retry traces", () => {
       }])
       const rejection = new CircuitBreakerOpen({ breaker: "db", retryAfter: Duration.seconds(5), reason: "Open" })
       expect((yield* stopped(rejection))[0]["resilience.outcome"]).toBe("breaker_open")
+      const busy = { _tag: "Busy", status: 429, retryAfter: Duration.minutes(10) }
       expect(
-        (yield* stopped({ _tag: "Busy", status: 429, retryAfter: Duration.minutes(10) }, { maxRetryAfter: "1 minute" }))[0]
+        (yield* stopped(busy, { maxRetryAfter: "1 minute" }))[0]
       ).toMatchObject({ "resilience.outcome": "retry_after_too_long", "error.type": "Busy" })
     }))
 
@@ -236,7 +237,7 @@ describe("Timeout traces", () => {
 })
 
 describe("Fallback traces", () => {
-  it.effect("a fallback taken is an event on the caller's span with the reason's type; none when the call answers", () =>
+  it.effect("a fallback taken is an event on the caller's span with the failure's type; none when it answers", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
       const result = yield* Effect.all([
@@ -331,7 +332,11 @@ describe("Fallback traces", () => {
       const [handler] = recorder.named("handler")
       const attempts = recorder.named("resilience.hedge.attempt")
       expect(attempts.map((span) => [span.parentId, span.attributeRecord])).toEqual([
-        [handler.spanId, { "resilience.policy": "hedge", "resilience.attempt": 1, "resilience.outcome": "interrupted" }],
+        [handler.spanId, {
+          "resilience.policy": "hedge",
+          "resilience.attempt": 1,
+          "resilience.outcome": "interrupted"
+        }],
         [handler.spanId, { "resilience.policy": "hedge", "resilience.attempt": 2, "resilience.outcome": "success" }]
       ])
       // The attempts' own spans are under their attempt.
@@ -361,7 +366,7 @@ describe("Fallback traces", () => {
 })
 
 describe("Bulkhead traces", () => {
-  it.effect("a call that queues waits in a child span; a call turned away is an event; a call admitted at once adds nothing", () =>
+  it.effect("a queued call waits in a child span; a rejected call is an event; one admitted at once adds nothing", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
       const bulkhead = yield* Bulkhead.make({ name: "payments", maxConcurrent: 1, maxQueue: 1 })
@@ -374,7 +379,11 @@ describe("Bulkhead traces", () => {
         Effect.fork
       )
       yield* Effect.yieldNow()
-      const third = yield* bulkhead.run(Effect.succeed("third")).pipe(Effect.withSpan("third"), recorder.run, Effect.exit)
+      const third = yield* bulkhead.run(Effect.succeed("third")).pipe(
+        Effect.withSpan("third"),
+        recorder.run,
+        Effect.exit
+      )
       expect(Exit.isFailure(third)).toBe(true)
       yield* TestClock.adjust("250 millis")
       yield* Deferred.succeed(gate, void 0)
@@ -437,7 +446,7 @@ describe("RateLimit traces", () => {
       ])
     }))
 
-  it.effect("a call that waits for a waiting limiter is an event with how long it waited; one that does not adds nothing", () =>
+  it.effect("a call that waits for a limiter is an event with how long it waited; one that does not adds nothing", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
       const limiter = yield* RateLimit.make({ name: "geocoder", limit: 1, interval: "1 second" })
@@ -512,8 +521,9 @@ describe("Circuit breaker trace helpers", () => {
   it.effect("outside any span the helpers record nothing", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
-      yield* tracing.breakerTransitions([{ breaker: "redis", from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" }])
-        .pipe(recorder.run)
+      yield* tracing.breakerTransitions([
+        { breaker: "redis", from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" }
+      ]).pipe(recorder.run)
       expect(recorder.spans).toEqual([])
     }))
 })

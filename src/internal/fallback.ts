@@ -404,7 +404,9 @@ const runHedge = <A, E, R>(self: Effect.Effect<A, E, R>, config: HedgeConfig): E
       // Hedge when this attempt is still the latest one after `delay`.
       const timer = Effect.zipRight(
         Effect.sleep(config.delay),
-        Effect.suspend(() => (started === attempt && !finished ? Effect.zipRight(hedged(attempt + 1), start) : Effect.void))
+        Effect.suspend(() =>
+          started === attempt && !finished ? Effect.zipRight(hedged(attempt + 1), start) : Effect.void
+        )
       )
       return Effect.zipRight(running, FiberSet.run(fibers, timer))
     })
