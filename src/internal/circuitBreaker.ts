@@ -30,6 +30,7 @@ import { CircuitBreakerOpen, unsafeMakeWithoutStack } from "./circuitBreakerOpen
 import * as Machine from "./circuitBreakerState.js"
 import * as Options from "./options.js"
 import * as Window from "./window.js"
+import * as HealthRegistry from "./healthRegistry.js"
 import { counter } from "./metric.js"
 
 /** @internal */
@@ -756,35 +757,54 @@ const stepSchedule = (
     Effect.catchAllCause(() => Effect.succeed(Option.none()))
   )
 
-/** @internal */
+const build = <E>(
+  resolved: Resolved<E>,
+  now: number,
+  firstOpenDelay: number,
+  scheduleState: unknown
+): CB.CircuitBreaker => {
+  const ref = Ref.unsafeMake(Machine.initial(resolved.config, now, firstOpenDelay, scheduleState))
+  const own = resolved.tagMetricsWithName ? [MetricLabel.make("breaker", resolved.name)] : []
+  const breaker = new CircuitBreakerImpl(resolved, ref, new Labels(own))
+  // A breaker tagged with its name reports Closed from the start; an untagged one shares
+  // its gauge and reports only its transitions.
+  if (own.length > 0) stateGauge.unsafeUpdate(0, breaker.labels.of([]).base)
+  return breaker
+}
+
+/**
+ * One fiber step when no open schedule must be stepped: options checked, clock read, state
+ * made. Breakers made per key come and go by the thousand.
+ *
+ * @internal
+ */
 export const make = <E = unknown>(
   options: CB.CircuitBreaker.Options<E>
 ): Effect.Effect<CB.CircuitBreaker, InvalidOptions> =>
-  Effect.gen(function*() {
-    const resolved = yield* resolveOptions(options)
-    const now = yield* Clock.currentTimeMillis
-    let first = Duration.toMillis(resolved.resetTimeout)
-    let scheduleState: unknown = undefined
-    if (resolved.openSchedule !== undefined) {
-      const drawn = yield* stepSchedule(resolved.openSchedule, now, 1, resolved.openSchedule.initial)
-      if (Option.isNone(drawn)) {
-        return yield* new InvalidOptions({
-          module: MODULE,
-          field: "openSchedule",
-          expected: "a schedule that yields at least one delay",
-          received: "a schedule that is done at once"
-        })
-      }
-      first = drawn.value[0]
-      scheduleState = drawn.value[1]
+  Effect.withFiberRuntime((fiber) => {
+    const resolved = resolveOptions(options)
+    if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+    const now = clockOf(fiber).unsafeCurrentTimeMillis()
+    // With a health registry in the context, the breaker registers itself (in the scope there).
+    const registered = Option.isSome(Context.getOption(fiber.currentContext, HealthRegistry.Health))
+      ? (breaker: CB.CircuitBreaker) =>
+        Effect.as(HealthRegistry.registerIfPresent(breaker.name, HealthRegistry.breakerSource(breaker)), breaker)
+      : Effect.succeed
+    const schedule = resolved.right.openSchedule
+    if (schedule === undefined) {
+      return registered(build(resolved.right, now, Duration.toMillis(resolved.right.resetTimeout), undefined))
     }
-    const ref = yield* Ref.make(Machine.initial(resolved.config, now, first, scheduleState))
-    const own = resolved.tagMetricsWithName ? [MetricLabel.make("breaker", resolved.name)] : []
-    const breaker = new CircuitBreakerImpl(resolved, ref, new Labels(own))
-    // A breaker tagged with its name reports Closed from the start; an untagged one shares
-    // its gauge and reports only its transitions.
-    if (own.length > 0) stateGauge.unsafeUpdate(0, breaker.labels.of([]).base)
-    return breaker
+    return Effect.flatMap(stepSchedule(schedule, now, 1, schedule.initial), (drawn) =>
+      Option.isNone(drawn)
+        ? Effect.fail(
+          new InvalidOptions({
+            module: MODULE,
+            field: "openSchedule",
+            expected: "a schedule that yields at least one delay",
+            received: "a schedule that is done at once"
+          })
+        )
+        : registered(build(resolved.right, now, drawn.value[0], drawn.value[1])))
   })
 
 // -----------------------------------------------------------------------------
