@@ -307,9 +307,19 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
     }
     let lastLevel: Rules.ServiceLevel = "Full"
     yield* Metric.set(healthGauge, 0)
-    // The registry closing first stops the checks and watchers of dependencies still registered.
+    // The registry closing first stops the checks and watchers of dependencies still
+    // registered; their scopes may close later, and find nothing left to do.
+    let closed = false
     yield* Effect.addFinalizer(() =>
-      Effect.forEach(entries.values(), (entry) => Effect.forEach(entry.fibers, Fiber.interruptFork), { discard: true })
+      lock.withPermits(1)(Effect.sync(() => {
+        closed = true
+      })).pipe(
+        Effect.zipRight(
+          Effect.forEach(entries.values(), (entry) => Effect.forEach(entry.fibers, Fiber.interruptFork), {
+            discard: true
+          })
+        )
+      )
     )
 
     const rated = () =>
@@ -323,6 +333,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
 
     // Reads every source, records what changed and publishes it. Runs under the lock.
     const evaluate: Effect.Effect<number> = Effect.gen(function*() {
+      if (closed) return yield* Clock.currentTimeMillis
       const events: Array<Health.HealthChange> = []
       for (const entry of entries.values()) {
         const found = yield* entry.source.evaluate(entry.lastCheck)
@@ -471,17 +482,16 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
       entry.source.breakers.some((breaker) => source.breakers.includes(breaker))
 
     // Under the lock: the plain breaker entries, registered automatically, of breakers that
-    // `source` holds; a breaker is counted once, inside the richest source that holds it.
+    // `source` holds; a breaker is counted once, inside the source registered for it last
+    // (a cache, a database, a failover group, or the user's own registration).
     const absorbed = (source: Source): Array<Entry> =>
-      source.kind === "Breaker"
-        ? []
-        : Array.from(entries.values()).filter((entry) =>
-          entry.auto && entry.source.kind === "Breaker" && holdsBreakerOf(entry, source)
-        )
+      Array.from(entries.values()).filter((entry) =>
+        entry.auto && entry.source.kind === "Breaker" && holdsBreakerOf(entry, source)
+      )
 
     type Added =
       | { readonly _tag: "Added"; readonly entry: Entry }
-      | { readonly _tag: "Refused"; readonly reason: "duplicate" | "held" }
+      | { readonly _tag: "Refused"; readonly reason: "duplicate" | "held" | "closed" }
 
     const add = (
       name: string,
@@ -493,6 +503,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
     ): Effect.Effect<Added> =>
       Effect.gen(function*() {
         const result = yield* locked(Effect.gen(function*() {
+          if (closed) return { _tag: "Refused", reason: "closed" } as const
           const replaced = absorbed(source)
           const existing = entries.get(name)
           if (existing !== undefined && !replaced.includes(existing)) {
@@ -575,7 +586,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
         )
         const scope = yield* Effect.scope
         const added = yield* add(name, given.critical ?? false, false, given.source, interval, scope)
-        if (added._tag === "Refused") return yield* new DuplicateDependency({ name })
+        if (added._tag === "Refused" && added.reason !== "closed") return yield* new DuplicateDependency({ name })
       })
 
     const autoRegister = (name: string, source: Source, scope: Scope.Scope): Effect.Effect<void> =>
