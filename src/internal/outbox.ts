@@ -22,6 +22,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as Outbox from "../Outbox.js"
 import * as Retry from "../Retry.js"
+import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
 import * as Journal from "./outboxJournal.js"
 import { ResilientSql } from "./sql.js"
@@ -531,8 +532,9 @@ export const make = <A, I, E>(
 
     const step: Effect.Effect<Step, Journal.JournalError> = Effect.gen(function*() {
       if ((yield* SubscriptionRef.get(depth)) === 0) return "Idle"
-      // Nothing to try while the breaker turns every call away.
-      if (!(yield* db.breaker.isCallPermitted)) return "Backoff"
+      // Nothing to try while the breaker turns every call away, or while the database is
+      // read-only (a health registry's Emergency).
+      if (!(yield* db.breaker.isCallPermitted) || (yield* db.mode) === "ReadOnly") return "Backoff"
       // A probe of a half-open breaker is small and quick; full batches once it is closed.
       const size = (yield* db.breaker.state) === "HalfOpen" ? Math.min(config.batchSize, PROBE_BATCH) : config.batchSize
       const rows = yield* journal.read(size)
@@ -632,6 +634,7 @@ export const make = <A, I, E>(
           error: row.error
         })))
     }
+    yield* HealthRegistry.registerIfPresent(config.name, HealthRegistry.outboxSource(outbox))
     return outbox
   })
 

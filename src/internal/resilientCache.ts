@@ -16,6 +16,7 @@ import * as CircuitBreaker from "../CircuitBreaker.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RC from "../ResilientCache.js"
 import { Cache, CacheError } from "./cacheService.js"
+import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
 import { counter } from "./metric.js"
 
@@ -193,6 +194,8 @@ const countThen = <A>(metric: Metric.Metric.Counter<number>, value: A): Effect.E
     return Effect.succeed(value)
   })
 
+const HEALTH_KEY = "effect-resilience:health"
+
 /** @internal */
 export const fromCache = (
   primary: CacheModule.CacheService,
@@ -202,6 +205,8 @@ export const fromCache = (
     const validated = yield* validate(options)
     const { name, timeout } = validated
     const breaker = yield* makeBreaker(name, options?.breaker, validated.probePatience)
+    // With a health registry in the context: registered, its check a read of the cache itself.
+    yield* HealthRegistry.registerIfPresent(name, HealthRegistry.cacheSource({ breaker }, primary.get(HEALTH_KEY)))
     const memory = validated.memory === undefined
       ? undefined
       : yield* CacheModule.makeMemory(validated.memory)
