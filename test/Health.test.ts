@@ -1,6 +1,8 @@
+import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import {
   ConfigProvider,
+  Context,
   Duration,
   Effect,
   Exit,
@@ -9,14 +11,23 @@ import {
   LogLevel,
   Metric,
   Ref,
+  Schedule,
   Schema,
   Scope,
   Stream,
   TestClock
 } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Cache from "../src/Cache.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Health from "../src/Health.js"
 import * as Registry from "../src/internal/healthRegistry.js"
+import * as Outbox from "../src/Outbox.js"
+import * as ResilientCache from "../src/ResilientCache.js"
+import * as Sql from "../src/Sql.js"
+import * as Sqlite from "../src/Sql/Sqlite.js"
 
 let counter = 0
 const uniqueName = (base: string) => `${base}-${++counter}`
@@ -31,6 +42,11 @@ const open = (breaker: CircuitBreaker.CircuitBreaker) =>
 
 const breakerNamed = (name: string) =>
   CircuitBreaker.make({ name, failureThreshold: 1, successThreshold: 1, resetTimeout: "10 minutes" })
+
+/** Runs `self` with no `Scope` in its context: a breaker made there does not register itself. */
+const withoutScope = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.mapInputContext(self, (context: Context.Context<R>) =>
+    Context.omit(Scope.Scope)(context as Context.Context<R | Scope.Scope>) as Context.Context<R>)
 
 const dependencies = (states: ReadonlyArray<Health.DependencyState>, critical: ReadonlyArray<boolean> = []) =>
   states.map((state, i) => ({ state, critical: critical[i] ?? false }))
@@ -153,6 +169,36 @@ describe("Health registry", () => {
       const badOptions = yield* Effect.flip(Health.register(null as any))
       expect(badOptions._tag === "InvalidOptions" && badOptions.field).toBe("options")
       expect((yield* Health.status).dependencies.map((d) => d.name)).toEqual(["db"])
+    })))
+
+  it.effect("gives a name to exactly one of many fibers registering it at once", () =>
+    withRegistry(Effect.gen(function*() {
+      const breakers = yield* Effect.forEach(
+        Array.from({ length: 100 }),
+        () => withoutScope(breakerNamed(uniqueName("race")))
+      )
+      const results = yield* Effect.forEach(
+        breakers,
+        (breaker) => Effect.either(Health.register({ name: "shared", source: Health.fromBreaker(breaker) })),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter((result) => result._tag === "Right").length).toBe(1)
+      expect(results.filter((result) => result._tag === "Left" && result.left._tag === "DuplicateDependency").length)
+        .toBe(99)
+      const winner = breakers[results.findIndex((result) => result._tag === "Right")]!
+      expect(yield* Health.breaker("shared")).toBe(winner)
+      // Many fibers opening breakers at once: the snapshot agrees with every breaker.
+      const many = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const breaker = yield* breakerNamed(uniqueName("many"))
+          yield* Health.register({ name: `many-${i}`, source: Health.fromBreaker(breaker) })
+          return breaker
+        }), { concurrency: "unbounded" })
+      yield* Effect.forEach(many.slice(0, 30), open, { concurrency: "unbounded" })
+      const status = yield* Health.status
+      expect(status.dependencies.filter((d) => d.state === "Down").length).toBe(30)
+      expect(status.operational).toBeCloseTo(21 / 51)
+      expect(status.health).toBe("Critical")
     })))
 
   it.effect("finds a breaker by dependency name or by breaker name", () =>
@@ -358,6 +404,16 @@ describe("Health service levels", () => {
       )
     }))
 
+  it.effect("falls back to the default rule when the user's rule throws", () =>
+    Effect.gen(function*() {
+      const result = yield* levelAt(["up", "down"], {
+        serviceLevel: () => {
+          throw new Error("bug")
+        }
+      })
+      expect([result.level, result.extra]).toEqual(["Limited", "off"])
+    }))
+
   it.effect("follows a rule of the user's own", () =>
     Effect.gen(function*() {
       const result = yield* levelAt(["up", "down"], {
@@ -427,6 +483,28 @@ describe("Health checks and recovery", () => {
       }
       const option = yield* Effect.flip(Effect.scoped(Layer.build(Health.layer({ checkInterval: -1 }))))
       expect(option.field).toBe("checkInterval")
+    }))
+
+  it.effect("reads a dependency's own interval from <NAME>_HEALTH_CHECK_INTERVAL, in seconds", () =>
+    Effect.gen(function*() {
+      const breaker = yield* breakerNamed(uniqueName("redis"))
+      const runs = yield* Ref.make(0)
+      const check = Ref.update(runs, (n) => n + 1)
+      const env = ConfigProvider.fromMap(new Map([["REDIS_CACHE_HEALTH_CHECK_INTERVAL", "5"]]))
+      yield* Effect.gen(function*() {
+        yield* Health.register({ name: "redis-cache", source: Health.fromBreaker(breaker, { check }) })
+        yield* Health.register({ name: "other", source: Health.fromCheck(check) })
+        yield* settle
+        expect(yield* Ref.get(runs)).toBe(2) // each runs once at once
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Ref.get(runs)).toBe(2 + 6 + 1)
+        const badEnv = ConfigProvider.fromMap(new Map([["REDIS_CACHE_2_HEALTH_CHECK_INTERVAL", "soon"]]))
+        const bad = yield* Health.register({ name: "redis-cache-2", source: Health.fromCheck(check) }).pipe(
+          Effect.flip,
+          Effect.withConfigProvider(badEnv)
+        )
+        expect(bad._tag === "InvalidOptions" && bad.field).toBe("REDIS_CACHE_2_HEALTH_CHECK_INTERVAL")
+      }).pipe(Effect.scoped, Effect.provide(Health.layer()), Effect.withConfigProvider(env), quiet)
     }))
 
   it.effect("cuts off a check that hangs, so later checks still run on time", () =>
@@ -499,6 +577,28 @@ describe("Health auto-registration", () => {
       expect((yield* Health.status).dependencies).toEqual([])
     })))
 
+  it.effect("lets dependencies outlive the registry: their scope closes after it without failing", () =>
+    Effect.gen(function*() {
+      const registryScope = yield* Scope.make()
+      const dependencyScope = yield* Scope.make()
+      const health = yield* Scope.extend(Health.make(), registryScope)
+      const breaker = yield* withoutScope(breakerNamed(uniqueName("late")))
+      yield* Health.register({ name: "late", source: Health.fromBreaker(breaker, { check: Effect.void }) }).pipe(
+        Effect.provideService(Health.Health, health),
+        Scope.extend(dependencyScope)
+      )
+      yield* Scope.close(registryScope, Exit.void)
+      yield* open(breaker)
+      yield* TestClock.adjust("1 minute")
+      const closed = yield* Effect.exit(Scope.close(dependencyScope, Exit.void))
+      expect(Exit.isSuccess(closed)).toBe(true)
+      // Registering with a closed registry does nothing.
+      yield* Registry.registerIfPresent("later", Registry.breakerSource(breaker)).pipe(
+        Effect.provideService(Health.Health, health),
+        Effect.scoped
+      )
+    }).pipe(quiet))
+
   it.effect("does nothing without a scope or without a registry", () =>
     Effect.gen(function*() {
       const breaker = yield* breakerNamed(uniqueName("auto"))
@@ -521,7 +621,8 @@ describe("Health auto-registration", () => {
       yield* Registry.registerIfPresent("cache", Registry.cacheSource({ breaker }))
       // Registered again as a plain breaker (or a cache of the same name): ignored.
       yield* Registry.registerIfPresent("cache", Registry.breakerSource(breaker))
-      yield* Registry.registerIfPresent("cache", Registry.cacheSource({ breaker: yield* breakerNamed("other") }))
+      const other = yield* withoutScope(breakerNamed("other"))
+      yield* Registry.registerIfPresent("cache", Registry.cacheSource({ breaker: other }))
       expect((yield* Health.status).dependencies.map((d) => [d.name, d.kind])).toEqual([["cache", "Cache"]])
       // An explicit registration of a taken name is a typed error.
       const error = yield* Effect.flip(Health.register({ name: "cache", source: Health.fromBreaker(breaker) }))
@@ -558,3 +659,111 @@ describe("Health auto-registration", () => {
 })
 
 
+
+// -----------------------------------------------------------------------------
+// with the library's own constructors and a real SQLite database
+// -----------------------------------------------------------------------------
+
+const Order = Schema.Struct({ id: Schema.String })
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-resilience-health-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A SQLite database "shop" with an orders table and an outbox "orders", built over the registry in the context. */
+const shop = Effect.gen(function*() {
+  const dir = yield* tempDir
+  const context = yield* Layer.build(
+    Sqlite.layer({ filename: path.join(dir, "shop.sqlite"), name: "shop", busyTimeout: 0, healthCheck: false })
+  )
+  const db = Context.get(context, Sql.ResilientSql)
+  yield* db.query((sql) => sql`CREATE TABLE orders (id TEXT NOT NULL)`)
+  const outbox = yield* Outbox.make({
+    name: "orders",
+    path: path.join(dir, "orders.outbox"),
+    schema: Order,
+    key: (order) => order.id,
+    apply: (order) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO orders (id) VALUES (${order.id})`),
+    replay: { schedule: Schedule.spaced("1 second") }
+  }).pipe(Effect.provide(context))
+  const rows = Effect.flatMap(db.client, (sql) => sql<{ readonly id: string }>`SELECT id FROM orders`).pipe(
+    Effect.map((all) => all.map((row) => row.id))
+  )
+  return { db, outbox, rows }
+})
+
+describe("Health with the library's constructors", () => {
+  it.effect("registers a breaker made in a scope, and not one made outside any scope", () =>
+    withRegistry(Effect.gen(function*() {
+      const scoped = uniqueName("scoped")
+      const unscoped = uniqueName("unscoped")
+      const names = Effect.map(Health.status, (s) => s.dependencies.map((d) => d.name))
+      const inScope = Effect.gen(function*() {
+        yield* CircuitBreaker.make({ name: scoped })
+        return yield* names
+      })
+      expect(yield* Effect.scoped(inScope)).toEqual([scoped])
+      expect(yield* names).toEqual([])
+      // No scope in the context: nothing could ever remove it, so it is not registered.
+      yield* withoutScope(CircuitBreaker.make({ name: unscoped }))
+      expect(yield* names).toEqual([])
+    })))
+
+  it.effect("registers a resilient cache once, as a cache, until its layer's scope closes", () =>
+    withRegistry(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        ResilientCache.layer({ name: "sessions" }).pipe(Layer.provide(Cache.layerMemory())),
+        scope
+      )
+      const cache = Context.get(context, ResilientCache.ResilientCache)
+      let status = yield* Health.status
+      expect(status.dependencies.map((d) => [d.name, d.kind])).toEqual([["sessions", "Cache"]])
+      yield* cache.breaker.forceOpen
+      status = yield* Health.status
+      expect([status.dependencies[0]!.state, status.health]).toEqual(["Degraded", "Degraded"])
+      expect(yield* Health.breaker("sessions")).toBe(cache.breaker)
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* Health.status).dependencies).toEqual([])
+    })))
+
+  it.effect("registers a SQLite database and its outbox, each once", () =>
+    withRegistry(Effect.gen(function*() {
+      const { db } = yield* shop
+      const status = yield* Health.status
+      expect(status.dependencies.map((d) => [d.name, d.kind, d.critical, d.state])).toEqual([
+        ["shop", "Database", true, "Operational"],
+        ["orders", "Outbox", false, "Operational"]
+      ])
+      yield* db.breaker.forceOpen
+      expect((yield* Health.status).health).toBe("Critical")
+    }), { critical: ["shop"] }))
+
+  it.effect("makes a real SQLite database read-only at Emergency: writes are journaled, replayed after", () =>
+    withRegistry(Effect.gen(function*() {
+      const { db, outbox, rows } = yield* shop
+      const a = yield* breakerNamed(uniqueName("a"))
+      const b = yield* breakerNamed(uniqueName("b"))
+      yield* Health.register({ name: "a", critical: true, source: Health.fromBreaker(a) })
+      yield* Health.register({ name: "b", critical: true, source: Health.fromBreaker(b) })
+      expect(yield* outbox.write({ id: "o-1" })).toEqual({ _tag: "Written", key: "o-1" })
+      yield* open(a)
+      expect(yield* db.mode).toBe("ReadWrite")
+      yield* open(b)
+      expect(yield* Health.health).toBe("Emergency")
+      expect(yield* db.mode).toBe("ReadOnly")
+      expect((yield* outbox.write({ id: "o-2" }))._tag).toBe("Queued")
+      // Nothing reaches the database while the system is read-only.
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* rows).toEqual(["o-1"])
+      expect(yield* outbox.depth).toBe(1)
+      expect((yield* Health.status).dependencies.find((d) => d.name === "orders")!.state).toBe("Degraded")
+      // Critical again: read-write, and the journal is replayed.
+      yield* b.reset
+      expect(yield* db.mode).toBe("ReadWrite")
+      yield* TestClock.adjust("2 seconds")
+      yield* outbox.awaitEmpty
+      expect(yield* rows).toEqual(["o-1", "o-2"])
+    })))
+})
