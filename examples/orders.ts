@@ -39,7 +39,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Cache, Chaos } from "effect-resilience"
+import { Cache, Chaos, InvalidOptions } from "effect-resilience"
 import * as Outbox from "effect-resilience/Outbox"
 import * as Sql from "effect-resilience/Sql"
 import * as Pg from "effect-resilience/Sql/Pg"
@@ -455,6 +455,13 @@ const main = Effect.gen(function*() {
   if (!summary.ok) return yield* Effect.die(new Error("the count does not match"))
 }).pipe(
   Effect.scoped,
+  // Settings that can never work (a bad DATABASE_URL), or a database that is not there to
+  // set up the tables, are one typed line, without a stack.
+  Effect.catchIf(
+    (error): error is InvalidOptions | Sql.DatabaseError =>
+      error instanceof InvalidOptions || error instanceof Sql.DatabaseError,
+    (error) => Effect.zipRight(Console.error(error.message), Effect.sync(() => void (process.exitCode = 1)))
+  ),
   // The program prints its own timeline; the library's warnings (stale reads, retries) are quiet.
   Logger.withMinimumLogLevel(LogLevel.Error)
 )
