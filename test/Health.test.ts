@@ -728,6 +728,39 @@ describe("Health with the library's constructors", () => {
       expect((yield* Health.status).dependencies).toEqual([])
     })))
 
+  it.effect("checks a resilient cache that registers itself by reading the cache behind it", () =>
+    withRegistry(Effect.gen(function*() {
+      const up = yield* Ref.make(false)
+      const reads = yield* Ref.make<Array<string>>([])
+      const memory = yield* Cache.makeMemory()
+      const unreachable = new Cache.CacheError({
+        operation: "get",
+        key: "",
+        reason: "Unavailable",
+        outcome: "NotApplied",
+        cause: "down"
+      })
+      const backend: Cache.CacheService = {
+        ...memory,
+        get: (key) =>
+          Effect.zipRight(
+            Ref.update(reads, (all) => [...all, key]),
+            Effect.flatMap(Ref.get(up), (ok) => (ok ? memory.get(key) : Effect.fail(unreachable)))
+          )
+      }
+      const cache = yield* ResilientCache.fromCache(backend, {
+        name: "sessions",
+        breaker: { failureThreshold: 1, resetTimeout: "10 minutes" }
+      })
+      yield* settle
+      yield* cache.get("user:1")
+      expect(yield* cache.breaker.state).toBe("Open")
+      yield* Ref.set(up, true)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* cache.breaker.state).toBe("HalfOpen")
+      expect((yield* Ref.get(reads)).filter((key) => key === "effect-resilience:health").length).toBe(2)
+    })))
+
   it.effect("registers a SQLite database and its outbox, each once", () =>
     withRegistry(Effect.gen(function*() {
       const { db } = yield* shop
