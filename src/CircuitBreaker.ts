@@ -387,7 +387,9 @@ export const withHealthCheck: {
  * makes it: with `ConfigProvider.fromEnv()`, `fromConfig("redis")` reads
  * `REDIS_FAILURE_THRESHOLD`, `REDIS_RESET_TIMEOUT`, ... (see `docs/circuit-breaker.md` for
  * the full list). Every variable is optional; `defaults` supplies what the environment does
- * not. Out-of-range values fail with `InvalidOptions` naming the field and the variable.
+ * not. A value that does not parse (an empty one included) or is out of range fails with
+ * `InvalidOptions` naming the field and the variable; several values that do not parse are
+ * named together in one `InvalidOptions`. Only the provider's own failures are `ConfigError`s.
  *
  * @example
  * ```ts
