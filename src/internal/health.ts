@@ -331,11 +331,15 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
         fallbackActive: entry.fallbackActive
       }))
 
-    // Reads every source, records what changed and publishes it. Runs under the lock.
-    const evaluate: Effect.Effect<number> = Effect.gen(function*() {
+    // Reads sources, records what changed and publishes it. Runs under the lock.
+    // `reread`: the dependencies whose sources are read again; the system's health is
+    // recomputed from every dependency's last known state. A registration, a removal, a
+    // breaker's transition or a check reads one source (or none), so registering n
+    // dependencies costs n reads, not n².
+    const evaluateSome = (reread: Iterable<Entry>): Effect.Effect<number> => Effect.gen(function*() {
       if (closed) return yield* Clock.currentTimeMillis
       const events: Array<Health.HealthChange> = []
-      for (const entry of entries.values()) {
+      for (const entry of reread) {
         const found = yield* entry.source.evaluate(entry.lastCheck)
         const now = yield* Clock.currentTimeMillis
         if (found.state !== entry.state) {
@@ -377,6 +381,8 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
       }
       return now
     })
+
+    const evaluate: Effect.Effect<number> = Effect.suspend(() => evaluateSome(Array.from(entries.values())))
 
     const checkFailureRate = (entry: Entry): number =>
       entry.checks.length === 0 ? 0 : entry.checks.filter((passed) => !passed).length / entry.checks.length
@@ -438,7 +444,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
           if (entry.checks.length > RECENT_CHECKS) entry.checks.shift()
           if (Exit.isFailure(exit)) entry.lastCheckFailure = { at: now, message: messageOf(exit.cause) }
           // Only a registered dependency changes the system's health.
-          if (entries.get(entry.name) === entry) yield* evaluate
+          if (entries.get(entry.name) === entry) yield* evaluateSome([entry])
         }))
         return { name: entry.name, passed, halfOpened }
       })
@@ -464,7 +470,9 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
         Effect.gen(function*() {
           const changes = yield* Scope.extend(breaker.subscribe, scope)
           const fiber = yield* changes.pipe(
-            Stream.runForEach(() => locked(evaluate)),
+            Stream.runForEach(() =>
+              locked(Effect.suspend(() => (entries.get(entry.name) === entry ? evaluateSome([entry]) : Effect.void)))
+            ),
             Effect.interruptible,
             Effect.forkIn(scope)
           )
@@ -475,7 +483,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
       locked(Effect.gen(function*() {
         if (entries.get(entry.name) !== entry) return
         entries.delete(entry.name)
-        yield* evaluate
+        yield* evaluateSome([])
       })).pipe(Effect.zipRight(Effect.forEach(entry.fibers, Fiber.interruptFork, { discard: true })))
 
     const holdsBreakerOf = (entry: Entry, source: Source) =>
@@ -542,7 +550,7 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
             fibers: []
           }
           entries.set(name, entry)
-          yield* evaluate
+          yield* evaluateSome([])
           return { _tag: "Added", entry, replaced } as const
         }))
         if (result._tag === "Refused") return result
