@@ -64,16 +64,23 @@ export interface Stats {
   readonly misses: number
   /** Operations of any kind answered by their fallback. */
   readonly fallbacks: number
+  /**
+   * Of `fallbacks`, those whose operation was admitted as a half-open probe and outlived
+   * `probePatience`: the caller had its fallback while the operation went on in the
+   * background, and the breaker counts it by its outcome when it ends.
+   */
+  readonly probeFallbacks: number
 }
 
 /**
  * Why an operation was answered by its fallback, as tagged on the `fallbacks` metric:
- * the breaker refused the call, the call timed out, it failed, or it died with a defect.
+ * the breaker refused the call, the call was a half-open probe still running after
+ * `probePatience` (`ProbePending`), the call timed out, it failed, or it died with a defect.
  *
  * @since 0.1.0
  * @category models
  */
-export type FallbackCause = "CircuitOpen" | "Timeout" | "Failure" | "Defect"
+export type FallbackCause = "CircuitOpen" | "ProbePending" | "Timeout" | "Failure" | "Defect"
 
 /**
  * The options of `layer` and `make`. Every field is optional.

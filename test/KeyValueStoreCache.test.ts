@@ -314,7 +314,7 @@ describe("KeyValueStoreCache", () => {
         read: Option.none(),
         deleted: false,
         removed: 0,
-        stats: { hits: 0, memoryHits: 0, misses: 1, fallbacks: 4 }
+        stats: { hits: 0, memoryHits: 0, misses: 1, fallbacks: 4, probeFallbacks: 0 }
       })
     }))
 

@@ -72,7 +72,7 @@ describe("ResilientCache", () => {
       expect(yield* cache.delete("user:1")).toBe(true)
       expect(yield* cache.invalidate("user:")).toBe(1)
       expect(yield* cache.get("user:2")).toEqual(Option.none())
-      expect(yield* cache.stats).toEqual({ hits: 1, memoryHits: 0, misses: 2, fallbacks: 0 })
+      expect(yield* cache.stats).toEqual({ hits: 1, memoryHits: 0, misses: 2, fallbacks: 0, probeFallbacks: 0 })
       expect(yield* cache.degraded).toBe(false)
       expect(yield* callsReached(chaos)).toBe(7)
       const hits = yield* Metric.value(
@@ -99,7 +99,7 @@ describe("ResilientCache", () => {
       expect(yield* Effect.exit(inv)).toEqual(Exit.succeed(0))
       // "success without storing": nothing reached the cache beneath.
       expect(yield* base.get("k")).toEqual(Option.none())
-      expect(yield* cache.stats).toEqual({ hits: 0, memoryHits: 0, misses: 1, fallbacks: 4 })
+      expect(yield* cache.stats).toEqual({ hits: 0, memoryHits: 0, misses: 1, fallbacks: 4, probeFallbacks: 0 })
       for (const operation of ["get", "set", "delete", "invalidate"]) {
         expect(yield* fallbackCount("table", operation, "Failure")).toBe(1)
       }
@@ -327,7 +327,7 @@ describe("ResilientCache", () => {
         expect(yield* Effect.exit(cache.delete("k"))).toEqual(Exit.succeed(false))
         expect(yield* Effect.exit(cache.invalidate("k"))).toEqual(Exit.succeed(0))
         expect(backend.calls()).toBe(cause === "CircuitOpen" ? 0 : 4)
-        expect(yield* cache.stats).toEqual({ hits: 0, memoryHits: 0, misses: 1, fallbacks: 4 })
+        expect(yield* cache.stats).toEqual({ hits: 0, memoryHits: 0, misses: 1, fallbacks: 4, probeFallbacks: 0 })
         for (const operation of ["get", "set", "delete", "invalidate"]) {
           for (const counted of causes) {
             expect(yield* fallbackCount(name, operation, counted)).toBe(counted === cause ? 1 : 0)
@@ -363,7 +363,7 @@ describe("ResilientCache", () => {
       // The backend still holds what it held: the fallbacks never claim a write reached it.
       expect(yield* base.get("b")).toEqual(Option.some("3"))
       expect(yield* base.get("a:1")).toEqual(Option.some("1"))
-      expect(yield* cache.stats).toEqual({ hits: 1, memoryHits: 1, misses: 3, fallbacks: 7 })
+      expect(yield* cache.stats).toEqual({ hits: 1, memoryHits: 1, misses: 3, fallbacks: 7, probeFallbacks: 0 })
     }).pipe(Effect.scoped))
 
   it.effect("every failure reason but TooLarge and Protocol counts against the breaker", () =>
@@ -423,8 +423,12 @@ describe("ResilientCache", () => {
         expect(yield* cache.breaker.state).toBe("Open")
       }
       expect(yield* fallbackCount("patience", "get", "Timeout")).toBe(5)
-      expect(yield* fallbackCount("patience", "get", "CircuitOpen")).toBe(32)
-      expect(yield* fallbackCount("patience", "set", "CircuitOpen")).toBe(31)
+      // Two reads and one write were probes answered after probePatience; the rest were refused.
+      expect(yield* fallbackCount("patience", "get", "ProbePending")).toBe(2)
+      expect(yield* fallbackCount("patience", "set", "ProbePending")).toBe(1)
+      expect(yield* fallbackCount("patience", "get", "CircuitOpen")).toBe(30)
+      expect(yield* fallbackCount("patience", "set", "CircuitOpen")).toBe(30)
+      expect((yield* cache.stats).probeFallbacks).toBe(3)
       expect((yield* cache.breaker.metrics).failedCalls).toBe(8)
     }).pipe(
       Effect.provide(stack({ outages: [{ ...forever, mode: "hang" }] }, { name: "patience", timeout: "1 second" }))

@@ -73,7 +73,7 @@ type Operation = CacheError["operation"]
 type FallbackCause = RC.FallbackCause
 
 const operations: ReadonlyArray<Operation> = ["get", "set", "delete", "invalidate"]
-const fallbackCauses: ReadonlyArray<FallbackCause> = ["CircuitOpen", "Timeout", "Failure", "Defect"]
+const fallbackCauses: ReadonlyArray<FallbackCause> = ["CircuitOpen", "ProbePending", "Timeout", "Failure", "Defect"]
 
 /** Metrics with their labels bound once per cache: Effect caches metric hooks by label identity. */
 const makeMetrics = (name: string) => {
@@ -183,7 +183,7 @@ const classify = (cause: Cause.Cause<CacheError | CircuitBreaker.CircuitBreakerO
   const failure = Cause.failureOption(cause)
   if (Option.isNone(failure)) return "Defect"
   const error = failure.value
-  if (error._tag === "CircuitBreakerOpen") return "CircuitOpen"
+  if (error._tag === "CircuitBreakerOpen") return error.reason === "ProbePending" ? "ProbePending" : "CircuitOpen"
   return error.reason === "Timeout" ? "Timeout" : "Failure"
 }
 
@@ -217,7 +217,7 @@ export const fromCache = (
     const boundedByBackend = primary.commandTimeout !== undefined &&
       Duration.lessThanOrEqualTo(primary.commandTimeout, timeout)
 
-    const counters = { hits: 0, memoryHits: 0, misses: 0, fallbacks: 0 }
+    const counters = { hits: 0, memoryHits: 0, misses: 0, fallbacks: 0, probeFallbacks: 0 }
 
     // Breaker transitions are the moments an operator wants to see: log them.
     yield* breaker.changes.pipe(
@@ -261,7 +261,9 @@ export const fromCache = (
         onFailure: (cause) => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           counters.fallbacks++
-          return Effect.zipRight(countThen(metrics.fallback[operation][classify(cause)], undefined), fallback)
+          const reason = classify(cause)
+          if (reason === "ProbePending") counters.probeFallbacks++
+          return Effect.zipRight(countThen(metrics.fallback[operation][reason], undefined), fallback)
         },
         onSuccess
       })
