@@ -489,7 +489,7 @@ describe("Circuit breaker trace helpers", () => {
         )
         return Effect.void
       }).pipe(
-        Effect.zipRight(tracing.breakerTransitions([opened])),
+        Effect.zipRight(tracing.breakerTransitions(opened.breaker, [opened])),
         Effect.withSpan("handler"),
         recorder.run
       )
@@ -521,8 +521,8 @@ describe("Circuit breaker trace helpers", () => {
   it.effect("outside any span the helpers record nothing", () =>
     Effect.gen(function*() {
       const recorder = makeRecordingTracer()
-      yield* tracing.breakerTransitions([
-        { breaker: "redis", from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" }
+      yield* tracing.breakerTransitions("redis", [
+        { from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" }
       ]).pipe(recorder.run)
       expect(recorder.spans).toEqual([])
     }))
@@ -548,5 +548,34 @@ describe("Circuit breaker in traces", () => {
         reason: "FailureThreshold"
       })
       expect(everything(recorder)).not.toContain("s3cret")
+    }))
+
+  it.effect("a breaker's transitions and rejections are events on the caller's span", () =>
+    Effect.gen(function*() {
+      const recorder = makeRecordingTracer()
+      const breaker = yield* CircuitBreaker.make({ name: "traced-api", failureThreshold: 1, resetTimeout: "30 seconds" })
+      yield* breaker.protect(Effect.fail(new Unavailable())).pipe(Effect.withSpan("tripping"), recorder.run, Effect.exit)
+      yield* breaker.protect(Effect.void).pipe(Effect.withSpan("refused"), recorder.run, Effect.exit)
+      yield* breaker.forceOpen
+      yield* breaker.protect(Effect.void).pipe(Effect.withSpan("forced"), recorder.run, Effect.exit)
+      const named = (span: string, event: string) =>
+        recorder.eventsOf(span).filter((e) => e.name === event).map((e) => e.attributes)
+      expect(named("tripping", "resilience.circuit_breaker.transition")).toEqual([{
+        "resilience.policy": "circuit_breaker",
+        "resilience.name": "traced-api",
+        "resilience.from": "Closed",
+        "resilience.to": "Open",
+        "resilience.reason": "FailureThreshold"
+      }])
+      expect(named("refused", "resilience.circuit_breaker.rejected")).toEqual([{
+        "resilience.policy": "circuit_breaker",
+        "resilience.name": "traced-api",
+        "resilience.outcome": "rejected",
+        "resilience.reason": "Open",
+        "resilience.retry_after_ms": 30000
+      }])
+      expect(named("forced", "resilience.circuit_breaker.rejected").map((a) => a["resilience.reason"])).toEqual([
+        "ForcedOpen"
+      ])
     }))
 })

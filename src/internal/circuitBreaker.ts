@@ -29,6 +29,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import { CircuitBreakerOpen, unsafeMakeWithoutStack } from "./circuitBreakerOpen.js"
 import * as Machine from "./circuitBreakerState.js"
 import * as Options from "./options.js"
+import * as tracing from "./tracing.js"
 import * as Window from "./window.js"
 import * as HealthRegistry from "./healthRegistry.js"
 import { counter } from "./metric.js"
@@ -412,7 +413,9 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
       if (retryAfter >= 0) {
         callsCounter.unsafeUpdate(1, this.labels.ofFiber(fiber).outcome.rejected)
         const reason = retryAfter === Number.POSITIVE_INFINITY ? "ForcedOpen" : "Open"
-        return Effect.fail(rejection(this.name, reason, retryAfter))
+        const error = rejection(this.name, reason, retryAfter)
+        tracing.unsafeBreakerRejected(fiber, error)
+        return Effect.fail(error)
       }
       return Effect.uninterruptibleMask((restore) =>
         Effect.withFiberRuntime<A, E2 | CircuitBreakerOpen, R>((masked) => this.admit(masked, restore, effect))
@@ -433,6 +436,7 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
       const labels = this.labels.ofFiber(fiber)
       callsCounter.unsafeUpdate(1, labels.outcome.rejected)
       const error = rejection(this.name, decision.reason, decision.retryAfter)
+      tracing.unsafeBreakerRejected(fiber, error)
       return effects === noEffects
         ? Effect.fail(error)
         : Effect.zipRight(this.apply(effects, labels), Effect.fail(error))
@@ -495,7 +499,9 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
             Effect.withFiberRuntime<A, CircuitBreakerOpen>((waiting) => {
               const now = clockOf(waiting).unsafeCurrentTimeMillis()
               const current = Machine.observeAt(this.cell.get(), now)[0]
-              return Effect.fail(rejection(this.name, "ProbePending", Machine.retryAfter(current, now, this.config)))
+              const error = rejection(this.name, "ProbePending", Machine.retryAfter(current, now, this.config))
+              tracing.unsafeBreakerRejected(waiting, error)
+              return Effect.fail(error)
             })
         })),
         () => Fiber.interrupt(child)
@@ -562,7 +568,8 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
         ), { discard: true })
       // Read when publishing: a subscriber that arrived since the transition is told of it too
       // (and drops it if it came before its subscription).
-      return this.pubsub === undefined ? logs : Effect.zipRight(PubSub.publishAll(this.pubsub, events), logs)
+      const traced = Effect.zipRight(tracing.breakerTransitions(this.name, events), logs)
+      return this.pubsub === undefined ? traced : Effect.zipRight(PubSub.publishAll(this.pubsub, events), traced)
     })
     return effects.draw === undefined ? publish : Effect.zipRight(this.draw(effects.draw), publish)
   }

@@ -155,15 +155,14 @@ export const unsafeBreakerRejected = (
  * @internal
  */
 export const breakerTransitions = (
-  changes: ReadonlyArray<
-    { readonly breaker: string; readonly from: string; readonly to: string; readonly reason: string }
-  >
+  breaker: string,
+  changes: ReadonlyArray<{ readonly from: string; readonly to: string; readonly reason: string }>
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime<void>((fiber) => {
     for (const change of changes) {
       unsafeEvent(fiber, "resilience.circuit_breaker.transition", () => ({
         "resilience.policy": "circuit_breaker",
-        "resilience.name": change.breaker,
+        "resilience.name": breaker,
         "resilience.from": change.from,
         "resilience.to": change.to,
         "resilience.reason": change.reason
