@@ -1,36 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Metric, Random, Ref, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Random, Ref, TestClock } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as Retry from "../src/Retry.js"
+import { metricValue, taggedMetric } from "./support/metrics.js"
 
 let counter = 0
 const uniqueName = (base: string) => `${base}-${++counter}`
 
 /** Lets forked fibers run until they block. */
 const settle = Effect.zipRight(Effect.yieldNow(), Effect.yieldNow())
-
-/** The current value of a metric of this library, found by name and one tag. */
-const metricValue = (name: string, tag: string, value: string) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((pair) =>
-      pair.metricKey.name === name &&
-      pair.metricKey.tags.some((label) => label.key === tag && label.value === value)
-    )
-    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
-  })
-
-/** The state of the metric `name` whose tags include every one of `tags`. */
-const taggedMetric = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((pair) =>
-      pair.metricKey.name === name &&
-      Object.entries(tags).every(([key, value]) =>
-        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
-      )
-    )
-    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
-  })
 
 /**
  * Starts call `id` through the bulkhead: once admitted it records `id` in `started` and

@@ -3,6 +3,7 @@ import { Duration, Effect, Either, Exit, Fiber, Metric, Random, Ref, Schedule, T
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Retry from "../src/Retry.js"
+import { taggedMetric } from "./support/metrics.js"
 
 let counter = 0
 const uniqueName = (base: string) => `${base}-${++counter}`
@@ -15,18 +16,6 @@ const attempt = (limiter: RateLimit.RejectingRateLimiter) =>
     Effect.as(0),
     Effect.catchTag("RateLimitExceeded", (error) => Effect.succeed(Duration.toMillis(error.retryAfter)))
   )
-
-/** The state of the metric `name` whose tags include every one of `tags`. */
-const taggedMetric = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((pair) =>
-      pair.metricKey.name === name &&
-      Object.entries(tags).every(([key, value]) =>
-        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
-      )
-    )
-    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
-  })
 
 describe("RateLimit (reject mode)", () => {
   it.effect("token bucket: admits limit at once, then one per interval / limit, rejecting with retryAfter", () =>

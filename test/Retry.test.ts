@@ -10,7 +10,6 @@ import {
   Either,
   Exit,
   Fiber,
-  Metric,
   Option,
   Random,
   Ref,
@@ -27,6 +26,7 @@ import { CircuitBreakerOpen } from "../src/CircuitBreaker.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
+import { metricValue, taggedMetric } from "./support/metrics.js"
 
 let counter = 0
 const uniqueName = (base: string) => `${base}-${++counter}`
@@ -89,28 +89,6 @@ const delaysOf = (schedule: Schedule.Schedule<Duration.Duration>, n: number) =>
       now += Duration.toMillis(out)
     }
     return delays
-  })
-
-/** The current value of a metric of this library, found by name and one tag. */
-const metricValue = (name: string, tag: string, value: string) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((pair) =>
-      pair.metricKey.name === name &&
-      pair.metricKey.tags.some((label) => label.key === tag && label.value === value)
-    )
-    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
-  })
-
-/** The state of the metric `name` whose tags include every one of `tags`. */
-const taggedMetric = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((pair) =>
-      pair.metricKey.name === name &&
-      Object.entries(tags).every(([key, value]) =>
-        pair.metricKey.tags.some((label) => label.key === key && label.value === value)
-      )
-    )
-    return pair?.metricState as { readonly count?: number; readonly value?: number } | undefined
   })
 
 const invalidField = (thunk: () => unknown): string => {
