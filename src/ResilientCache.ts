@@ -127,6 +127,16 @@ export interface Options {
    * not copied), so the fallback never serves an entry the cache has expired.
    */
   readonly memoryFallback?: boolean | MemoryOptions | undefined
+  /**
+   * A second fallback tier after the memory copy, typically files
+   * (`effect-resilience/Cache/KeyValueStore`): a `Cache` service, or a Layer providing one,
+   * built and released with the resilient cache (default none). Every `set` and every value
+   * read is also stored there (a value memory already holds is not written again); a `get`
+   * that neither the cache nor memory answers is answered from it, and copied into memory.
+   * Every copy keeps the entry's remaining TTL. Its failures are misses and its operations
+   * are bounded by `timeout`: the tier never fails the caller. Its hits count as `memoryHits`.
+   */
+  readonly fallbackCache?: CacheService | Layer.Layer<Cache, InvalidOptions> | undefined
 }
 
 export {

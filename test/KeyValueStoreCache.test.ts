@@ -18,6 +18,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
+import * as Chaos from "../src/Chaos.js"
 import * as KeyValueStoreCache from "../src/Cache/KeyValueStore.js"
 import * as CacheTiers from "../src/internal/cacheTiers.js"
 import { entryName, indexName } from "../src/internal/keyValueStoreCache.js"
@@ -464,5 +465,75 @@ describe("memory in front of a file tier", () => {
       const fiber = yield* Effect.fork(tiers.get("k"))
       yield* TestClock.adjust("1 second")
       expect(yield* Fiber.join(fiber)).toEqual(Option.none())
+    }))
+})
+
+describe("ResilientCache with a file tier after memory", () => {
+  /** A primary cache that is down: every call fails with `Unavailable`. */
+  const primaryDown = Chaos.layerCache({ failureRate: 1 }).pipe(Layer.provide(Cache.layerMemory()))
+
+  it.effect("after a restart with the primary down, reads are answered from the files, with their TTL", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const options = { name: "tiered", memoryFallback: true, fallbackCache: onFiles(dir) }
+      // First run: the primary is up; a set is copied to memory and to the files.
+      yield* Effect.flatMap(ResilientCache.ResilientCache, (cache) => cache.set("k", "v", { ttl: "1 minute" })).pipe(
+        Effect.provide(ResilientCache.layer(options).pipe(Layer.provide(Cache.layerMemory())))
+      )
+      yield* TestClock.adjust("20 seconds")
+      // Second run: memory is empty and the primary is down.
+      const reads = yield* Effect.gen(function*() {
+        const cache = yield* ResilientCache.ResilientCache
+        const first: Effect.Effect<Option.Option<string>, never> = cache.get("k")
+        const hit = yield* first
+        yield* TestClock.adjust("39 seconds")
+        const stillLive = yield* cache.get("k")
+        yield* TestClock.adjust("1 second")
+        const expired = yield* cache.get("k")
+        return { hit, stillLive, expired, stats: yield* cache.stats }
+      }).pipe(Effect.provide(ResilientCache.layer(options).pipe(Layer.provide(primaryDown))))
+      expect(reads).toEqual({
+        hit: Option.some("v"),
+        stillLive: Option.some("v"),
+        expired: Option.none(),
+        stats: { hits: 2, memoryHits: 2, misses: 1, fallbacks: 3, probeFallbacks: 0 }
+      })
+    }))
+
+  it.effect("a value read from the primary is copied to the files with its remaining TTL", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const copy = yield* Effect.gen(function*() {
+        const primary = yield* Cache.Cache
+        yield* primary.set("k", "v", { ttl: "1 minute" })
+        yield* TestClock.adjust("15 seconds")
+        const cache = yield* ResilientCache.fromCache(primary, { fallbackCache: onFiles(dir) })
+        expect(yield* cache.get("k")).toEqual(Option.some("v"))
+        return yield* withCache(dir, (files) => files.getWithTtl!("k"))
+      }).pipe(Effect.scoped, Effect.provide(Cache.layerMemory()))
+      expect(Option.map(copy, (entry) => [entry.value, Duration.toMillis(entry.ttl)])).toEqual(
+        Option.some(["v", 45_000])
+      )
+    }))
+
+  it.effect("a file tier that cannot be written never reaches the caller", () =>
+    Effect.gen(function*() {
+      const blocker = path.join(tempDir(), "a-file")
+      fs.writeFileSync(blocker, "")
+      const options = { memoryFallback: true, fallbackCache: onFiles(path.join(blocker, "sub")) }
+      const result = yield* Effect.gen(function*() {
+        const cache = yield* ResilientCache.ResilientCache
+        yield* cache.set("k", "v")
+        return [yield* cache.get("k"), yield* cache.get("other"), yield* cache.delete("k")]
+      }).pipe(Effect.provide(ResilientCache.layer(options).pipe(Layer.provide(primaryDown))))
+      expect(result).toEqual([Option.some("v"), Option.none(), false])
+    }))
+
+  it.effect("a fallbackCache that is not a cache is InvalidOptions naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        ResilientCache.fromCache(Cache.degraded, { fallbackCache: { get: 1 } as unknown as Cache.CacheService })
+      ).pipe(Effect.scoped)
+      expect([error._tag, error.field]).toEqual(["InvalidOptions", "fallbackCache"])
     }))
 })

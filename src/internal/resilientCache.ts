@@ -15,6 +15,7 @@ import * as CacheModule from "../Cache.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RC from "../ResilientCache.js"
+import * as CacheTiers from "./cacheTiers.js"
 import { Cache, CacheError } from "./cacheService.js"
 import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
@@ -207,9 +208,14 @@ export const fromCache = (
     const breaker = yield* makeBreaker(name, options?.breaker, validated.probePatience)
     // With a health registry in the context: registered, its check a read of the cache itself.
     yield* HealthRegistry.registerIfPresent(name, HealthRegistry.cacheSource({ breaker }, primary.get(HEALTH_KEY)))
-    const memory = validated.memory === undefined
+    const memoryOnly = validated.memory === undefined
       ? undefined
       : yield* CacheModule.makeMemory(validated.memory)
+    // A second fallback tier (files) goes behind memory: the two answer as one fallback.
+    const tier = yield* CacheTiers.resolve(moduleName, "fallbackCache", options?.fallbackCache)
+    const memory: CacheModule.CacheService | undefined = tier === undefined
+      ? memoryOnly
+      : CacheTiers.make(memoryOnly ?? CacheModule.degraded, tier, timeout)
     const metrics = makeMetrics(name)
     const bounded = Duration.isFinite(timeout)
     // A backend that bounds every single-key command itself (Redis' commandTimeout) within
