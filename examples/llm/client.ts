@@ -45,8 +45,10 @@ export type ProviderError =
 
 /** Counters of one provider, as the client sees it. */
 export interface ProviderStats {
-  /** HTTP requests sent. */
+  /** HTTP requests sent for requests. */
   calls: number
+  /** HTTP requests sent by health checks (`LlmClient.ping`), outside the breaker. */
+  checks: number
   /** Requests that failed: an error status, a reset connection, a timeout. */
   failures: number
   /** Attempts the breaker turned away inside the retries. */
@@ -71,10 +73,15 @@ export interface LlmClient {
     readonly breaker: CircuitBreaker.CircuitBreaker
     readonly stats: ProviderStats
   }>
+  /** One request to a provider, outside its breaker and its retries: a health check. */
+  readonly ping: (
+    provider: string
+  ) => Effect.Effect<Completion, HttpClientError.HttpClientError | ParseResult.ParseError>
 }
 
 const emptyStats = (): ProviderStats => ({
   calls: 0,
+  checks: 0,
   failures: 0,
   rejected: 0,
   skipped: 0,
@@ -96,10 +103,11 @@ export const make = (options: {
     const statsOf = (name: string): ProviderStats => stats.get(name)!
 
     /** One HTTP request, tracked on the wire from sending until its body is read. */
-    const send = (provider: string, prompt: string) =>
+    const send = (provider: string, prompt: string, check = false) =>
       Effect.suspend(() => {
         const id = wire.nextId()
-        statsOf(provider).calls++
+        if (check) statsOf(provider).checks++
+        else statsOf(provider).calls++
         wire.inFlight.add(id)
         const request = HttpClientRequest.post(`${baseUrl}/${provider}/v1/chat/completions`).pipe(
           HttpClientRequest.setHeader("x-request-id", id),
@@ -147,6 +155,7 @@ export const make = (options: {
       })
 
     return {
+      ping: (provider: string) => send(provider, "ping", true),
       providers: failover.providers.map(({ breaker, name }) => ({ name, breaker, stats: statsOf(name) })),
       complete: (prompt: string) =>
         failover.run(prompt).pipe(

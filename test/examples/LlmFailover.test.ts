@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Option, Random, TestClock } from "effect"
+import { Chunk, Clock, type Duration, Effect, Fiber, Option, Random, TestClock } from "effect"
 import * as Scenario from "../../examples/llm/scenario.js"
 import type * as Server from "../../examples/llm/server.js"
 import { Wire } from "../../examples/llm/wire.js"
@@ -37,16 +37,21 @@ const drive = <A, E>(fiber: Fiber.Fiber<A, E>, wire: Wire) =>
 const providers = [Scenario.provider("alpha"), Scenario.provider("beta"), Scenario.provider("gamma")] as const
 
 /** Runs the scenario on the TestClock with a seeded Random. */
-const runOnTestClock = (timeline: Server.Timeline, requests: number) =>
+const runOnTestClock = (
+  timeline: Server.Timeline,
+  requests: number,
+  options?: { readonly interval?: Duration.DurationInput; readonly prompt?: (index: number) => string }
+) =>
   Effect.gen(function*() {
     const wire = new Wire()
     const fiber = yield* Scenario.run({
       timeline,
       providers,
       requests,
-      interval: "250 millis",
+      interval: options?.interval ?? "250 millis",
       deadline: "6 seconds",
-      wire
+      wire,
+      prompt: options?.prompt
     }).pipe(Effect.withRandom(Random.make("llm-failover")), Effect.fork)
     const report = yield* drive(fiber, wire)
     return { report, elapsed: yield* Clock.currentTimeMillis }
@@ -80,7 +85,7 @@ describe("examples/llm-failover", () => {
       expect(alpha.skipped).toBeGreaterThanOrEqual(10)
       expect(alpha.calls).toBe(alpha.failures)
       expect(alpha.calls).toBeLessThan(10)
-      expect(alpha.received).toBe(alpha.calls)
+      expect(alpha.received).toBe(alpha.calls + alpha.checks)
       expect(beta.answered).toBe(20)
       expect(beta.failures).toBe(0)
       expect(byName(report, "gamma").calls).toBe(0)
@@ -127,18 +132,125 @@ describe("examples/llm-failover", () => {
       expect(alpha.breaker).toBe("Open")
     }))
 
-  it.effect("when every provider is down, requests fail and the success rate says so", () =>
+  it.effect("when every provider is down, no request gets a full answer, and every one gets a degraded one", () =>
     Effect.gen(function*() {
       const down = [{ at: 0, behaviour: { _tag: "Down" } }] as const
       const timeline: Server.Timeline = { alpha: down, beta: down, gamma: [{ at: 0, behaviour: { _tag: "Failing" } }] }
       const { report } = yield* runOnTestClock(timeline, 6)
       expect(report.successRate).toBe(0)
+      // Nothing was ever answered, so nothing is cached: every answer is the degraded one.
+      expect(report.cached).toBe(0)
+      expect(report.degraded).toBe(6)
+      expect(report.answeredRate).toBe(1)
+      expect(report.outcomes.every((o) => o.text === `[degraded] ${Scenario.degradedAnswer}`)).toBe(true)
       expect(report.failoverMillis).toBeUndefined()
       for (const name of ["alpha", "beta", "gamma"]) {
         const p = byName(report, name)
         expect(p.answered).toBe(0)
-        expect(p.received).toBe(p.calls)
+        expect(p.received).toBe(p.calls + p.checks)
         expect(p.breaker).toBe("Open")
+      }
+    }))
+
+  it.effect("with every provider down, the level is CacheOnly: asked prompts come from the cache, others degraded", () =>
+    Effect.gen(function*() {
+      const down: Server.Timeline[string] = [
+        { at: 0, behaviour: { _tag: "Healthy", latency: "50 millis" } },
+        { at: "2 seconds", behaviour: { _tag: "Down" } }
+      ]
+      const timeline: Server.Timeline = { alpha: down, beta: down, gamma: down }
+      // Prompts 0..3 are asked over and over; every fifth request asks a new one.
+      const prompt = (index: number) => index % 5 === 4 ? `new ${index}` : `known ${index % 4}`
+      const { report } = yield* runOnTestClock(timeline, 40, { prompt })
+
+      const before = report.outcomes.filter((o) => o.sentAt < 2_000)
+      expect(before.every((o) => o.kind === "Full" && o.provider === "alpha" && !o.markedDegraded)).toBe(true)
+      // After the providers went down: once every breaker is open, the level is CacheOnly.
+      expect(report.levels.map((l) => l.level)).toContain("CacheOnly")
+      const cacheOnlyAt = report.levels.find((l) => l.level === "CacheOnly")!.at
+      expect(cacheOnlyAt).toBeGreaterThanOrEqual(2_000)
+      const during = report.outcomes.filter((o) => o.sentAt >= cacheOnlyAt)
+      expect(during.length).toBeGreaterThan(20)
+      // The level goes back to Degraded for a moment each time a breaker's open duration
+      // ends (a probe is due), and back to CacheOnly when the probe fails.
+      expect(during.filter((o) => o.levelAtSend === "CacheOnly").length).toBeGreaterThan(during.length / 2)
+      expect(during.every((o) => o.levelAtSend !== "Full")).toBe(true)
+      for (const outcome of during) {
+        expect(outcome.markedDegraded).toBe(true)
+        if (outcome.prompt.startsWith("known")) {
+          expect(outcome.kind).toBe("Cached")
+          expect(outcome.text.startsWith("[degraded: cached answer] ")).toBe(true)
+          // The answer alpha gave to the same prompt before.
+          const earlier = before.find((o) => o.prompt === outcome.prompt)!
+          expect(outcome.text).toBe(`[degraded: cached answer] ${earlier.text}`)
+        } else {
+          expect(outcome.kind).toBe("Degraded")
+          expect(outcome.text).toBe(`[degraded] ${Scenario.degradedAnswer}`)
+        }
+      }
+      // At CacheOnly no provider is asked: their calls all happened before it.
+      const calls = report.providers.reduce((sum, p) => sum + p.calls, 0)
+      const sentBefore = report.outcomes.filter((o) => o.sentAt < cacheOnlyAt).length
+      expect(calls).toBeLessThan(sentBefore * 3 * 3)
+      for (const p of report.providers) expect(p.received).toBe(p.calls + p.checks)
+    }))
+
+  it.effect("the example's timeline: answered >= 95%, full answers >= 80%, degraded answers only below Full", () =>
+    Effect.gen(function*() {
+      const { report } = yield* runOnTestClock(Scenario.timeline, 200, { interval: "100 millis" })
+      expect(report.requests).toBe(200)
+      const full = report.outcomes.filter((o) => o.kind === "Full")
+      const cached = report.outcomes.filter((o) => o.kind === "Cached")
+      const degraded = report.outcomes.filter((o) => o.kind === "Degraded")
+      // The figures are counts of what happened.
+      expect(report.succeeded).toBe(full.length)
+      // Requests asking the same prompt at the same time share one provider answer.
+      expect(report.succeeded).toBeGreaterThanOrEqual(report.providers.reduce((sum, p) => sum + p.answered, 0))
+      expect(report.cached).toBe(cached.length)
+      expect(report.degraded).toBe(degraded.length)
+      expect(report.answeredRate).toBe((full.length + cached.length + degraded.length) / 200)
+      expect(report.successRate).toBe(full.length / 200)
+      expect(report.answeredRate).toBeGreaterThanOrEqual(0.95)
+      expect(report.successRate).toBeGreaterThanOrEqual(0.8)
+      // No provider answered for a while: both kinds of degraded answers were given.
+      expect(cached.length).toBeGreaterThan(0)
+      expect(degraded.length).toBeGreaterThan(0)
+
+      for (const outcome of full) {
+        expect(outcome.markedDegraded).toBe(false)
+        expect(outcome.provider).toBeDefined()
+      }
+      for (const outcome of [...cached, ...degraded]) {
+        expect(outcome.markedDegraded).toBe(true)
+        expect(outcome.provider).toBeUndefined()
+        // Given only while the providers are down: the level is below Full.
+        expect(outcome.levelAtAnswer).not.toBe("Full")
+        // Only in the stretch when the providers fail: from alpha going down (5 s) to its return (13 s).
+        expect(outcome.sentAt).toBeGreaterThanOrEqual(5_000)
+        expect(outcome.sentAt).toBeLessThan(13_000)
+      }
+      // A cached answer is a provider's earlier answer to the same prompt.
+      for (const outcome of cached) {
+        expect(
+          full.some((f) =>
+            f.prompt === outcome.prompt && f.sentAt + f.latency <= outcome.sentAt + outcome.latency &&
+            outcome.text === `[degraded: cached answer] ${f.text}`
+          )
+        ).toBe(true)
+      }
+      // Some degraded answers came while every breaker was open (the CacheOnly level).
+      expect([...cached, ...degraded].some((o) => o.allOpenAtAnswer && o.levelAtAnswer === "CacheOnly")).toBe(true)
+      expect(report.levels.map((l) => l.level)).toEqual(expect.arrayContaining(["Full", "Degraded", "CacheOnly"]))
+      expect(report.levels[report.levels.length - 1]!.level).toBe("Full")
+
+      // Failover time and MTTR per provider, measured: every provider failed, was failed
+      // over from within 5 s, and recovered.
+      for (const p of report.providers) {
+        expect(p.failoverMillis).toBeDefined()
+        expect(p.failoverMillis!).toBeLessThan(5_000)
+        expect(p.recoveries).toBeGreaterThanOrEqual(1)
+        expect(p.mttrMillis).toBeDefined()
+        expect(p.received).toBe(p.calls + p.checks)
       }
     }))
 })
