@@ -152,7 +152,7 @@ describe("examples/llm-failover", () => {
       }
     }))
 
-  it.effect("with every provider down, the level is CacheOnly: asked prompts come from the cache, others degraded", () =>
+  it.effect("with every provider down, the level is CacheOnly: known prompts from the cache, others degraded", () =>
     Effect.gen(function*() {
       const down: Server.Timeline[string] = [
         { at: 0, behaviour: { _tag: "Healthy", latency: "50 millis" } },
