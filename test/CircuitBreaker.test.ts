@@ -1388,6 +1388,108 @@ describe("CircuitBreaker", () => {
           delete process.env["PAYMENTS_API_FAILURE_THRESHOLD"]
         }
       }))
+
+    it.effect("fromConfig reads a bare number of a duration variable as seconds, a value with a unit as given", () =>
+      Effect.gen(function*() {
+        const read = (entries: ReadonlyArray<readonly [string, string]>) =>
+          CircuitBreaker.config("redis").pipe(Effect.withConfigProvider(env(entries)))
+        const bare = yield* read([
+          ["REDIS_RESET_TIMEOUT", "30"],
+          ["REDIS_WINDOW_DURATION", "60"],
+          ["REDIS_SLOW_CALL_DURATION", "0.5"],
+          ["REDIS_PROBE_PATIENCE", " 2 "]
+        ])
+        expect(Duration.toMillis(bare.resetTimeout!)).toBe(30_000)
+        expect(bare.window?._tag === "Time" && Duration.toMillis(bare.window.duration)).toBe(60_000)
+        expect(Duration.toMillis(bare.slowCallDuration!)).toBe(500)
+        expect(Duration.toMillis(bare.probePatience!)).toBe(2_000)
+        const withUnit = yield* read([["REDIS_RESET_TIMEOUT", "30 millis"]])
+        expect(Duration.toMillis(withUnit.resetTimeout!)).toBe(30)
+        for (const text of ["-1", "30s", "1e3"]) {
+          const error = yield* CircuitBreaker.fromConfig("redis").pipe(
+            Effect.withConfigProvider(env([["REDIS_RESET_TIMEOUT", text]])),
+            Effect.flip
+          )
+          expect(error._tag, text).toBe("InvalidOptions")
+          if (error._tag === "InvalidOptions") expect(error.field).toBe("resetTimeout (REDIS_RESET_TIMEOUT)")
+        }
+      }))
+
+    it.effect("fromConfig reads the seed names <NAME>_CIRCUIT_BREAKER_THRESHOLD and _TIMEOUT (seconds)", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.fromConfig("llm-openai").pipe(
+          Effect.withConfigProvider(env([
+            ["LLM_OPENAI_CIRCUIT_BREAKER_THRESHOLD", "2"],
+            ["LLM_OPENAI_CIRCUIT_BREAKER_TIMEOUT", "45"]
+          ]))
+        )
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Closed")
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+        yield* TestClock.adjust("44 seconds")
+        expect(yield* breaker.state).toBe("Open")
+        yield* TestClock.adjust("1 second")
+        expect(yield* breaker.state).toBe("HalfOpen")
+      }))
+
+    it.effect("fromConfig prefers the library's name to the seed's, and says so without the values", () =>
+      Effect.gen(function*() {
+        const logs: Array<string> = []
+        const logger = Logger.make(({ message }) => {
+          logs.push(Array.isArray(message) ? message.join(" ") : String(message))
+        })
+        const options = yield* CircuitBreaker.config("redis").pipe(
+          Effect.withConfigProvider(env([
+            ["REDIS_FAILURE_THRESHOLD", "5"],
+            ["REDIS_CIRCUIT_BREAKER_THRESHOLD", "3"],
+            ["REDIS_RESET_TIMEOUT", "10"],
+            ["REDIS_CIRCUIT_BREAKER_TIMEOUT", "10"]
+          ]))
+        )
+        expect(options.failureThreshold).toBe(5)
+        expect(Duration.toMillis(options.resetTimeout!)).toBe(10_000)
+        const breaker = yield* CircuitBreaker.fromConfig("redis").pipe(
+          Effect.withConfigProvider(env([
+            ["REDIS_FAILURE_THRESHOLD", "1"],
+            ["REDIS_CIRCUIT_BREAKER_THRESHOLD", "3"],
+            ["REDIS_CIRCUIT_BREAKER_TIMEOUT", "10"]
+          ])),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+        yield* fail(breaker)
+        expect(yield* breaker.state).toBe("Open")
+        expect(logs).toEqual([
+          "REDIS_FAILURE_THRESHOLD and REDIS_CIRCUIT_BREAKER_THRESHOLD are both set and differ: " +
+          "REDIS_FAILURE_THRESHOLD is used"
+        ])
+      }))
+
+    it.effect("fromConfig names the seed variable of an invalid seed value", () =>
+      Effect.gen(function*() {
+        const notANumber = yield* CircuitBreaker.fromConfig("redis").pipe(
+          Effect.withConfigProvider(env([["REDIS_CIRCUIT_BREAKER_THRESHOLD", "many"]])),
+          Effect.flip
+        )
+        expect(notANumber._tag).toBe("InvalidOptions")
+        if (notANumber._tag === "InvalidOptions") {
+          expect(notANumber.field).toBe("failureThreshold (REDIS_CIRCUIT_BREAKER_THRESHOLD)")
+          expect(notANumber.received).toEqual({ REDIS_CIRCUIT_BREAKER_THRESHOLD: "many" })
+        }
+        const outOfRange = yield* CircuitBreaker.fromConfig("redis").pipe(
+          Effect.withConfigProvider(env([["REDIS_CIRCUIT_BREAKER_TIMEOUT", "-5"]])),
+          Effect.flip
+        )
+        expect(outOfRange._tag).toBe("InvalidOptions")
+        if (outOfRange._tag === "InvalidOptions") {
+          expect(outOfRange.field).toBe("resetTimeout (REDIS_CIRCUIT_BREAKER_TIMEOUT)")
+        }
+        const zero = yield* CircuitBreaker.fromConfig("redis").pipe(
+          Effect.withConfigProvider(env([["REDIS_CIRCUIT_BREAKER_THRESHOLD", "0"]])),
+          Effect.flip
+        )
+        expect(zero._tag === "InvalidOptions" && zero.field).toBe("failureThreshold (REDIS_CIRCUIT_BREAKER_THRESHOLD)")
+      }))
   })
 
   describe("observability", () => {

@@ -927,7 +927,7 @@ type EnvironmentOptions = Omit<CB.CircuitBreaker.Options, "name" | "isFailure">
  * text received and the variable it came from (a `Config.number` would read "" as 0 and
  * stop at the first of several bad values). Only the provider's own failures are ConfigErrors.
  */
-const rawConfig = (name: string): Config.Config<Record<ConfigKey, string | undefined>> =>
+const rawLibrary = (name: string): Config.Config<Record<ConfigKey, string | undefined>> =>
   Config.nested(
     Config.all(
       Object.fromEntries(
@@ -939,6 +939,60 @@ const rawConfig = (name: string): Config.Config<Record<ConfigKey, string | undef
     constantCase(name)
   )
 
+/**
+ * The seeds' names for two options, after the name prefix: `<NAME>_CIRCUIT_BREAKER_THRESHOLD`
+ * and `<NAME>_CIRCUIT_BREAKER_TIMEOUT` (seconds when a bare number). The library's own name wins
+ * when both are set. @internal
+ */
+export const seedConfigNames: Partial<Record<ConfigKey, string>> = {
+  failureThreshold: "CIRCUIT_BREAKER_THRESHOLD",
+  resetTimeout: "CIRCUIT_BREAKER_TIMEOUT"
+}
+
+/** The text of each option and the variable it was read from (the library's name first, then the seed's). */
+interface RawEnvironment {
+  readonly text: Record<ConfigKey, string | undefined>
+  readonly variable: Record<ConfigKey, string>
+  /** Options set under both names with different texts: the library's name was used. */
+  readonly shadowed: ReadonlyArray<{ readonly used: string; readonly ignored: string }>
+}
+
+const rawConfig = (name: string): Config.Config<RawEnvironment> =>
+  Config.map(
+    Config.all([
+      rawLibrary(name),
+      Config.nested(
+        Config.all(
+          Object.fromEntries(
+            Object.entries(seedConfigNames).map(([key, variable]) =>
+              [key, Config.map(Config.option(Config.string(variable!)), Option.getOrUndefined)] as const
+            )
+          ) as Record<string, Config.Config<string | undefined>>
+        ),
+        constantCase(name)
+      )
+    ]),
+    ([library, seed]) => {
+      const prefix = constantCase(name)
+      const text = { ...library }
+      const variable = Object.fromEntries(
+        (Object.keys(configNames) as Array<ConfigKey>).map((key) => [key, `${prefix}_${configNames[key]}`])
+      ) as Record<ConfigKey, string>
+      const shadowed: Array<{ readonly used: string; readonly ignored: string }> = []
+      for (const [key, seedText] of Object.entries(seed) as Array<[ConfigKey, string | undefined]>) {
+        if (seedText === undefined) continue
+        const seedVariable = `${prefix}_${seedConfigNames[key]}`
+        if (text[key] === undefined) {
+          text[key] = seedText
+          variable[key] = seedVariable
+        } else if (text[key]!.trim() !== seedText.trim()) {
+          shadowed.push({ used: variable[key], ignored: seedVariable })
+        }
+      }
+      return { text, variable, shadowed }
+    }
+  )
+
 const parseNumber = (text: string): number | undefined => {
   const trimmed = text.trim()
   if (trimmed === "") return undefined
@@ -946,28 +1000,33 @@ const parseNumber = (text: string): number | undefined => {
   return Number.isNaN(value) ? undefined : value
 }
 
-const parseDuration = (text: string): Duration.Duration | undefined => {
+/**
+ * A duration variable: a bare number is seconds ("30" is 30 seconds, "0.5" half a second);
+ * a value with a unit ("500 millis", "2 minutes") is read as given. @internal
+ */
+export const parseDuration = (text: string): Duration.Duration | undefined => {
   const trimmed = text.trim()
-  return trimmed === "" ? undefined : Option.getOrUndefined(Duration.decodeUnknown(trimmed))
+  if (trimmed === "") return undefined
+  if (/^\+?(\d+(\.\d*)?|\.\d+)$/.test(trimmed)) return Duration.millis(Number(trimmed) * 1000)
+  return Option.getOrUndefined(Duration.decodeUnknown(trimmed))
 }
 
 /** Parses the variables that are set; every one that does not parse is named in one `InvalidOptions`. */
 const parseEnvironment = (
-  name: string,
-  raw: Record<ConfigKey, string | undefined>
+  raw: RawEnvironment
 ): Either.Either<EnvironmentOptions, InvalidOptions> => {
   const values: Partial<Record<ConfigKey, number | Duration.Duration>> = {}
   const invalid: Array<{ readonly key: ConfigKey; readonly variable: string; readonly text: string }> = []
   for (const key of Object.keys(configNames) as Array<ConfigKey>) {
-    const text = raw[key]
+    const text = raw.text[key]
     if (text === undefined) continue
     const value = durationKeys.has(key) ? parseDuration(text) : parseNumber(text)
-    if (value === undefined) invalid.push({ key, variable: `${constantCase(name)}_${configNames[key]}`, text })
+    if (value === undefined) invalid.push({ key, variable: raw.variable[key], text })
     else values[key] = value
   }
   if (invalid.length > 0) {
     const expected = (key: ConfigKey) =>
-      durationKeys.has(key) ? `a duration such as "30 seconds"` : "a number"
+      durationKeys.has(key) ? `seconds, or a duration such as "500 millis"` : "a number"
     const kinds = new Set(invalid.map(({ key }) => expected(key)))
     return Either.left(
       new InvalidOptions({
@@ -996,39 +1055,61 @@ const parseEnvironment = (
 /** @internal */
 export const config = (name: string): Config.Config<EnvironmentOptions> =>
   Config.mapOrFail(rawConfig(name), (raw) =>
-    Either.mapLeft(parseEnvironment(name, raw), (error) =>
-      ConfigError.InvalidData([constantCase(name)], error.message)))
+    Either.mapLeft(parseEnvironment(raw), (error) => ConfigError.InvalidData([constantCase(name)], error.message)))
 
-const envName = (name: string, field: string): string => {
+const envName = (name: string, raw: RawEnvironment, field: string): string => {
+  const key = field.split(".")[0] as ConfigKey
+  if (key in raw.variable && raw.text[key] !== undefined) return raw.variable[key]
   const prefix = constantCase(name)
-  const key = field.startsWith("window.") ?
+  const suffix = field.startsWith("window.") ?
     `WINDOW_${constantCase(field.slice("window.".length))}` :
     constantCase(field)
-  return `${prefix}_${key}`
+  return `${prefix}_${suffix}`
 }
+
+/**
+ * The breaker options of the environment under `name`, over `defaults`; an option set under
+ * both the library's and the seed's name takes the library's, with a warning naming both
+ * variables (never their values). @internal
+ */
+export const environmentOptions = (
+  name: string
+): Effect.Effect<
+  { readonly options: EnvironmentOptions; readonly raw: RawEnvironment },
+  InvalidOptions | ConfigError.ConfigError
+> =>
+  Effect.flatMap(rawConfig(name), (raw) =>
+    Effect.flatMap(parseEnvironment(raw), (options) =>
+      raw.shadowed.length === 0 ? Effect.succeed({ options, raw }) : Effect.as(
+        Effect.forEach(raw.shadowed, ({ ignored, used }) =>
+          Effect.logWarning(`${used} and ${ignored} are both set and differ: ${used} is used`), { discard: true }),
+        { options, raw }
+      )))
+
+/** Names the variable a refused value came from, when it came from the environment. @internal */
+export const nameVariable = (
+  name: string,
+  environment: { readonly options: EnvironmentOptions; readonly raw: RawEnvironment },
+  error: InvalidOptions
+): InvalidOptions =>
+  (environment.options as Record<string, unknown>)[error.field.split(".")[0]!] !== undefined
+    ? new InvalidOptions({
+      module: error.module,
+      field: `${error.field} (${envName(name, environment.raw, error.field)})`,
+      expected: error.expected,
+      received: error.received
+    })
+    : error
 
 /** @internal */
 export const fromConfig = <E = unknown>(
   name: string,
   defaults?: Omit<CB.CircuitBreaker.Options<E>, "name">
 ): Effect.Effect<CB.CircuitBreaker, InvalidOptions | ConfigError.ConfigError> =>
-  Effect.flatMap(rawConfig(name), (raw) =>
-    Effect.flatMap(parseEnvironment(name, raw), (fromEnvironment) => {
-      const options: CB.CircuitBreaker.Options<E> = { ...defaults, ...fromEnvironment, name }
-      return make(options).pipe(
-        Effect.mapError((error) =>
-          // Name the variable the value came from, when it came from the environment.
-          (fromEnvironment as Record<string, unknown>)[error.field.split(".")[0]!] !== undefined
-            ? new InvalidOptions({
-              module: error.module,
-              field: `${error.field} (${envName(name, error.field)})`,
-              expected: error.expected,
-              received: error.received
-            })
-            : error
-        )
-      )
-    }))
+  Effect.flatMap(environmentOptions(name), (environment) => {
+    const options: CB.CircuitBreaker.Options<E> = { ...defaults, ...environment.options, name }
+    return make(options).pipe(Effect.mapError((error) => nameVariable(name, environment, error)))
+  })
 
 /** @internal */
 export { CircuitBreakerOpen }
