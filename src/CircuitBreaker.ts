@@ -385,9 +385,13 @@ export const withHealthCheck: {
 /**
  * Reads a breaker's options through Effect `Config`, under the name in CONSTANT_CASE, and
  * makes it: with `ConfigProvider.fromEnv()`, `fromConfig("redis")` reads
- * `REDIS_FAILURE_THRESHOLD`, `REDIS_RESET_TIMEOUT`, ... (see `docs/circuit-breaker.md` for
+ * `REDIS_FAILURE_THRESHOLD`, `REDIS_RESET_TIMEOUT`, ... (see `docs/configuration.md` for
  * the full list). Every variable is optional; `defaults` supplies what the environment does
- * not. A value that does not parse (an empty one included) or is out of range fails with
+ * not. A duration variable given as a bare number is in seconds (`REDIS_RESET_TIMEOUT=30` is
+ * 30 seconds); one with a unit (`"500 millis"`) is read as given. The seeds' names are read
+ * too: `<NAME>_CIRCUIT_BREAKER_THRESHOLD` (failureThreshold) and `<NAME>_CIRCUIT_BREAKER_TIMEOUT`
+ * (resetTimeout); when an option is set under both names the library's name wins, and if the
+ * two differ a warning names both variables (not their values). A value that does not parse (an empty one included) or is out of range fails with
  * `InvalidOptions` naming the field and the variable; several values that do not parse are
  * named together in one `InvalidOptions`. Only the provider's own failures are `ConfigError`s.
  *
@@ -396,7 +400,7 @@ export const withHealthCheck: {
  * import { Effect } from "effect"
  * import { CircuitBreaker } from "effect-resilience"
  *
- * // REDIS_FAILURE_THRESHOLD=5 REDIS_RESET_TIMEOUT="30 seconds"
+ * // REDIS_FAILURE_THRESHOLD=5 REDIS_RESET_TIMEOUT=30 (seconds)
  * const program = CircuitBreaker.fromConfig("redis", { successThreshold: 2 })
  * ```
  *

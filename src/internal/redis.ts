@@ -1,4 +1,5 @@
 import * as Config from "effect/Config"
+import { parseDuration as parseSeconds } from "./circuitBreaker.js"
 import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -520,6 +521,11 @@ const variables: ReadonlyArray<readonly [keyof RedisModule.Options, string, Kind
   ["maxReconnectDelay", "REDIS_MAX_RECONNECT_DELAY", "duration"]
 ]
 
+/** The seeds' names of options, read when the library's own variable is not set (which wins). */
+const seedVariables: ReadonlyArray<readonly [keyof RedisModule.Options, string, Kind]> = [
+  ["commandTimeout", "REDIS_SOCKET_TIMEOUT", "duration"]
+]
+
 const typed = (name: string, kind: Kind): Config.Config<unknown> => {
   switch (kind) {
     case "secret":
@@ -560,9 +566,10 @@ const convert = (kind: Kind, raw: string | Redacted.Redacted<string>): Either.Ei
     case "string":
       return Either.right(text)
     case "duration":
-      return Either.fromOption(
-        text.trim() === "" ? Option.none() : Duration.decodeUnknown(text.trim()),
-        () => "a duration such as \"500 millis\" or \"2 seconds\""
+      // A bare number is seconds, as every duration variable is documented.
+      return Either.fromNullable(
+        parseSeconds(text),
+        () => "seconds, or a duration such as \"500 millis\" or \"2 seconds\""
       )
     case "number":
     case "integer": {
@@ -580,7 +587,8 @@ export const configOptions = (
     const merged: Record<string, unknown> = { ...defaultOptions }
     const fromEnvironment = new Map<string, string>()
     const refused: Array<InvalidOptions> = []
-    for (const [option, name, kind] of variables) {
+    for (const [option, name, kind] of [...variables, ...seedVariables]) {
+      if (fromEnvironment.has(option)) continue
       // Read as text (secrets as Redacted text), converted here, so that a bad value is an
       // InvalidOptions naming the option and its variable rather than a ConfigError.
       const read: Config.Config<string | Redacted.Redacted<string>> = kind === "secret"
