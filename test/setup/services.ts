@@ -31,7 +31,9 @@ const postgresBinDir = (): string | undefined => {
 
 const requirements: ReadonlyArray<Requirement> = [
   { name: "redis-server", debianPackage: "redis-server", present: () => onPath("redis-server") },
-  { name: "PostgreSQL (initdb, pg_ctl)", debianPackage: "postgresql", present: () => postgresBinDir() !== undefined }
+  { name: "PostgreSQL (initdb, pg_ctl)", debianPackage: "postgresql", present: () => postgresBinDir() !== undefined },
+  { name: "Prometheus (prometheus, promtool)", debianPackage: "prometheus", present: () => onPath("promtool") && onPath("prometheus") },
+  { name: "Chromium", debianPackage: "chromium", present: () => onPath("chromium") }
 ]
 
 const canInstall = () => process.getuid?.() === 0 && onPath("apt-get")
