@@ -10,6 +10,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -74,10 +75,43 @@ export type SourceKind = registry.SourceKind
 export interface Source extends registry.Source {}
 
 /**
+ * One breaker in a `DependencyStatus`: its name, its `CircuitBreaker.State`, its failure
+ * rate over its window, and its lifetime `totalCalls` and `rejectedCalls` (cumulative: the
+ * calls per second are the difference between two snapshots over the time between them).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Health } from "effect-resilience"
+ *
+ * const json = Schema.encodeSync(Health.BreakerStatus)({
+ *   name: "payments",
+ *   state: "Open",
+ *   failureRate: 0.6,
+ *   totalCalls: 120,
+ *   rejectedCalls: 40
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BreakerStatus: Schema.Schema<BreakerStatus> = internal.BreakerStatus
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type BreakerStatus = typeof internal.BreakerStatus.Type
+
+/**
  * One dependency in a `Status`: its state, the failure rate of its breaker (or of its
- * checks), the time since its state last changed, its last failure, and its mean time to
+ * checks), the time since its state last changed, its last failure, its mean time to
  * recovery (`mttr`: from going `Down` to being `Operational` again; `null` before its first
- * recovery) over `recoveries` recoveries.
+ * recovery) over `recoveries` recoveries, each of its breakers (`BreakerStatus`), and, for a
+ * failover group, its last failover time (`failoverTime`: from a provider going down to the
+ * group answering from the next provider; `null` for other sources and before the first
+ * failover).
  *
  * @since 0.1.0
  * @category schemas
@@ -417,6 +451,8 @@ export const fromOutbox: (
 export const fromFailover: (
   group: {
     readonly providers: ReadonlyArray<{ readonly name: string; readonly breaker: CircuitBreaker.CircuitBreaker }>
+    /** The group's last failover time (a `Fallback.makeFailover` group measures it). */
+    readonly failoverTime?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
   },
   options?: { readonly check?: Effect.Effect<unknown, unknown> | undefined }
 ) => Source = (group, options) => registry.failoverSource(group, options?.check)

@@ -238,6 +238,30 @@ describe("Health registry", () => {
       expect(yield* state).toEqual(["Down", "Critical"])
     })))
 
+  it.effect("shows each breaker of a dependency: its state, failure rate and cumulative calls and rejections", () =>
+    withRegistry(Effect.gen(function*() {
+      const primary = yield* breakerNamed(uniqueName("primary"))
+      const secondary = yield* breakerNamed(uniqueName("secondary"))
+      yield* Health.register({
+        name: "llm",
+        source: Health.fromFailover({
+          providers: [{ name: "a", breaker: primary }, { name: "b", breaker: secondary }]
+        })
+      })
+      yield* secondary.protect(Effect.succeed(1))
+      yield* open(primary) // one failure opens it, the next four calls are rejected
+      const first = (yield* Health.status).dependencies[0]!
+      expect(first.breakers).toEqual([
+        { name: primary.name, state: "Open", failureRate: 1, totalCalls: 5, rejectedCalls: 4 },
+        { name: secondary.name, state: "Closed", failureRate: 0, totalCalls: 1, rejectedCalls: 0 }
+      ])
+      expect(first.failoverTime).toBeNull()
+      yield* primary.forceOpen
+      yield* Effect.ignore(primary.protect(Effect.void))
+      const second = (yield* Health.status).dependencies[0]!
+      expect(second.breakers[0]).toMatchObject({ state: "ForcedOpen", totalCalls: 6, rejectedCalls: 5 })
+    })))
+
   it.effect("rates an outbox by its backlog and a cache by its breaker", () =>
     withRegistry(Effect.gen(function*() {
       const depth = yield* Ref.make(0)
@@ -358,7 +382,8 @@ describe("Health registry", () => {
           lastFailure: null,
           mttr: null,
           recoveries: 0,
-          breakers: [breaker.name]
+          breakers: [{ name: breaker.name, state: "Closed", failureRate: 0, totalCalls: 0, rejectedCalls: 0 }],
+          failoverTime: null
         }]
       })
       const decoded = yield* Schema.decodeUnknown(Health.Status)(encoded)

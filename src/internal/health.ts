@@ -49,6 +49,18 @@ export const ServiceLevel = Schema.Literal("Full", "Degraded", "Limited", "Cache
 export const SourceKindSchema = Schema.Literal("Breaker", "Cache", "Database", "Outbox", "Failover", "Check")
 
 /** @internal */
+export const BreakerState = Schema.Literal("Closed", "Open", "HalfOpen", "ForcedOpen", "ForcedClosed")
+
+/** @internal */
+export const BreakerStatus = Schema.Struct({
+  name: Schema.String,
+  state: BreakerState,
+  failureRate: Schema.Number,
+  totalCalls: Schema.Number,
+  rejectedCalls: Schema.Number
+})
+
+/** @internal */
 export const DependencyStatus = Schema.Struct({
   name: Schema.String,
   kind: SourceKindSchema,
@@ -60,7 +72,8 @@ export const DependencyStatus = Schema.Struct({
   lastFailure: Schema.NullOr(Schema.Struct({ at: Schema.Number, message: Schema.String })),
   mttr: Schema.NullOr(Schema.DurationFromMillis),
   recoveries: Schema.Number,
-  breakers: Schema.Array(Schema.String)
+  breakers: Schema.Array(BreakerStatus),
+  failoverTime: Schema.NullOr(Schema.DurationFromMillis)
 })
 
 /** @internal */
@@ -282,6 +295,8 @@ const later = (
 const checkValue = (value: unknown): Rules.DependencyState | undefined =>
   value === "Operational" || value === "Degraded" || value === "Down" ? value : undefined
 
+const noFailoverTime: Effect.Effect<Option.Option<Duration.Duration>> = Effect.succeed(Option.none())
+
 const logAt = (health: Rules.SystemHealth) =>
   health === "Healthy" ? Effect.logInfo : health === "Emergency" ? Effect.logError : Effect.logWarning
 
@@ -387,28 +402,51 @@ export const make = (options?: Health.Options): Effect.Effect<Health.HealthServi
     const checkFailureRate = (entry: Entry): number =>
       entry.checks.length === 0 ? 0 : entry.checks.filter((passed) => !passed).length / entry.checks.length
 
-    const snapshot = (now: number): Health.Status => ({
-      health: lastHealth,
-      serviceLevel: lastLevel,
-      readOnly: lastHealth === "Emergency",
-      operational: Rules.operationalShare(rated()),
-      at: now,
-      dependencies: Array.from(entries.values(), (entry) => ({
-        name: entry.name,
-        kind: entry.source.kind,
-        critical: entry.critical,
-        state: entry.state,
-        fallbackActive: entry.fallbackActive,
-        failureRate: entry.failureRate,
-        timeInState: Duration.millis(Math.max(0, now - entry.since)),
-        lastFailure: entry.lastFailure === undefined ? null : { ...entry.lastFailure },
-        mttr: entry.recoveries === 0 ? null : Duration.millis(entry.recoveryMillis / entry.recoveries),
-        recoveries: entry.recoveries,
-        breakers: entry.source.breakers.map((breaker) => breaker.name)
+    // Breakers' counters and the failover time are read with the snapshot: a client compares two
+    // snapshots to compute calls per second.
+    const breakerStatus = (breaker: CircuitBreaker.CircuitBreaker) =>
+      Effect.map(breaker.metrics, (metrics) => ({
+        name: breaker.name,
+        state: metrics.state,
+        failureRate: metrics.failureRate,
+        totalCalls: metrics.totalCalls,
+        rejectedCalls: metrics.rejectedCalls
       }))
-    })
 
-    const status: Effect.Effect<Health.Status> = locked(Effect.map(evaluate, snapshot))
+    const dependencyStatus = (entry: Entry, now: number) =>
+      Effect.zipWith(
+        Effect.forEach(entry.source.breakers, breakerStatus),
+        entry.source.failoverTime ?? noFailoverTime,
+        (breakers, failoverTime): Health.DependencyStatus => ({
+          name: entry.name,
+          kind: entry.source.kind,
+          critical: entry.critical,
+          state: entry.state,
+          fallbackActive: entry.fallbackActive,
+          failureRate: entry.failureRate,
+          timeInState: Duration.millis(Math.max(0, now - entry.since)),
+          lastFailure: entry.lastFailure === undefined ? null : { ...entry.lastFailure },
+          mttr: entry.recoveries === 0 ? null : Duration.millis(entry.recoveryMillis / entry.recoveries),
+          recoveries: entry.recoveries,
+          breakers,
+          failoverTime: Option.getOrNull(failoverTime)
+        })
+      )
+
+    const snapshot = (now: number): Effect.Effect<Health.Status> =>
+      Effect.map(
+        Effect.forEach(Array.from(entries.values()), (entry) => dependencyStatus(entry, now)),
+        (dependencies) => ({
+          health: lastHealth,
+          serviceLevel: lastLevel,
+          readOnly: lastHealth === "Emergency",
+          operational: Rules.operationalShare(rated()),
+          at: now,
+          dependencies
+        })
+      )
+
+    const status: Effect.Effect<Health.Status> = locked(Effect.flatMap(evaluate, snapshot))
     const systemHealth: Effect.Effect<Rules.SystemHealth> = locked(Effect.as(evaluate, undefined)).pipe(
       Effect.map(() => lastHealth)
     )

@@ -7,7 +7,9 @@
  * @internal
  */
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as HealthModule from "../Health.js"
@@ -55,6 +57,8 @@ export interface Source {
   readonly breakers: ReadonlyArray<CircuitBreaker.CircuitBreaker>
   readonly check: Effect.Effect<unknown, unknown> | undefined
   readonly evaluate: (lastCheck: CheckResult | undefined) => Effect.Effect<Evaluation>
+  /** A failover group's last failover time: from a provider going down to the next one answering. */
+  readonly failoverTime: Effect.Effect<Option.Option<Duration.Duration>> | undefined
 }
 
 /** @internal */
@@ -125,8 +129,9 @@ const make = (
   kind: SourceKind,
   breakers: ReadonlyArray<CircuitBreaker.CircuitBreaker>,
   check: Effect.Effect<unknown, unknown> | undefined,
-  evaluate: Source["evaluate"]
-): Source => ({ [SourceTypeId]: SourceTypeId, kind, breakers, check, evaluate })
+  evaluate: Source["evaluate"],
+  failoverTime?: Source["failoverTime"]
+): Source => ({ [SourceTypeId]: SourceTypeId, kind, breakers, check, evaluate, failoverTime })
 
 const lastOf = (failures: ReadonlyArray<CircuitBreaker.RecordedFailure>): CircuitBreaker.RecordedFailure | undefined =>
   failures.length === 0 ? undefined : failures[failures.length - 1]
@@ -206,6 +211,7 @@ export const outboxSource = (outbox: OutboxLike): Source =>
 /** @internal */
 export interface FailoverLike {
   readonly providers: ReadonlyArray<{ readonly name: string; readonly breaker: CircuitBreaker.CircuitBreaker }>
+  readonly failoverTime?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
 }
 
 /** @internal */
@@ -233,7 +239,8 @@ export const failoverSource = (group: FailoverLike, check?: Effect.Effect<unknow
           const failureRate = all[0]?.failureRate ?? 0
           return { state, fallbackActive: state === "Degraded", failureRate, lastFailure }
         }
-      )
+      ),
+    group.failoverTime
   )
 
 /** @internal */
