@@ -430,9 +430,9 @@ export const config: (name: string) => Config.Config<Omit<CircuitBreaker.Options
 export const isCircuitBreaker: (u: unknown) => u is CircuitBreaker = internal.isCircuitBreaker
 
 /**
- * The gauge of breakers' state (0 closed, 1 half-open, 2 open), updated on each transition
- * with the tags of the fiber that caused it (`Effect.tagMetrics`), plus `breaker=<name>` for
- * breakers made with `tagMetricsWithName`. Forced states report as closed (0) or open (2).
+ * The gauge of breakers' state (0 closed, 1 open, 2 half-open, 3 forced open, 4 forced
+ * closed), updated on each transition with the tags of the fiber that caused it
+ * (`Effect.tagMetrics`), plus `breaker=<name>` for breakers made with `tagMetricsWithName`.
  *
  * @since 0.1.0
  * @category metrics
@@ -459,7 +459,7 @@ export const callsMetric: Metric.Metric.Counter<number> = internal.callsCounter
 export const stateChangesMetric: Metric.Metric.Counter<number> = internal.stateChangesCounter
 
 /**
- * The histogram of call durations in milliseconds (successes and failures), with the caller's
+ * The histogram of call durations in seconds (successes and failures), with the caller's
  * tags, plus `breaker=<name>` with `tagMetricsWithName`.
  *
  * @since 0.1.0

@@ -682,7 +682,7 @@ describe("CircuitBreaker", () => {
         expect(yield* breaker.state).toBe("Closed")
       }))
 
-    it.effect("the state gauge maps every state: Closed 0, HalfOpen 1, Open 2, ForcedOpen 2, ForcedClosed 0", () =>
+    it.effect("the state gauge maps every state: Closed 0, Open 1, HalfOpen 2, ForcedOpen 3, ForcedClosed 4", () =>
       Effect.gen(function*() {
         const name = uniqueName("gauge-rows")
         const breaker = yield* CircuitBreaker.make({
@@ -697,14 +697,14 @@ describe("CircuitBreaker", () => {
         )
         expect(yield* gauge).toBe(0)
         yield* fail(breaker)
-        expect(yield* gauge).toBe(2)
+        expect(yield* gauge).toBe(1)
         yield* TestClock.adjust("1 second")
         expect(yield* breaker.state).toBe("HalfOpen")
-        expect(yield* gauge).toBe(1)
-        yield* breaker.forceOpen
         expect(yield* gauge).toBe(2)
+        yield* breaker.forceOpen
+        expect(yield* gauge).toBe(3)
         yield* breaker.forceClosed
-        expect(yield* gauge).toBe(0)
+        expect(yield* gauge).toBe(4)
         yield* breaker.forceOpen
         yield* breaker.reset
         expect(yield* gauge).toBe(0)
@@ -1514,7 +1514,7 @@ describe("CircuitBreaker", () => {
           Metric.tagged("breaker", name),
           Metric.value
         )
-        expect(gauge.value).toBe(2)
+        expect(gauge.value).toBe(1)
         const opened = yield* CircuitBreaker.stateChangesMetric.pipe(
           Metric.taggedWithLabels([MetricLabel.make("breaker", name), MetricLabel.make("to", "Open")]),
           Metric.value
@@ -1555,14 +1555,14 @@ describe("CircuitBreaker", () => {
         expect(yield* calls("failure")).toBe(2)
         expect(yield* calls("rejected")).toBe(2)
         expect(yield* calls("ignored")).toBe(0)
-        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(2)
+        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(1)
         expect((yield* tagged(CircuitBreaker.stateChangesMetric, ["to=Open"])).count).toBe(1)
         expect((yield* tagged(CircuitBreaker.callDurationMetric, [])).count).toBe(3)
         // The lazy transition, observed by a read under the caller's tags, carries them too.
         yield* TestClock.adjust("1 second")
         yield* breaker.state.pipe(Effect.tagMetrics("tenant", tenant))
         expect((yield* tagged(CircuitBreaker.stateChangesMetric, ["to=HalfOpen"])).count).toBe(1)
-        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(1)
+        expect((yield* tagged(CircuitBreaker.stateMetric, [])).value).toBe(2)
         // Every series of the snapshot that carries the tenant tag is one of ours, with it.
         const series = (yield* Metric.snapshot).filter((pair) =>
           pair.metricKey.tags.some((label) => label.key === "tenant" && label.value === tenant)
@@ -1572,7 +1572,7 @@ describe("CircuitBreaker", () => {
             "effect_resilience_circuit_breaker_calls_total",
             "effect_resilience_circuit_breaker_state",
             "effect_resilience_circuit_breaker_state_changes_total",
-            "effect_resilience_circuit_breaker_call_duration_ms"
+            "effect_resilience_circuit_breaker_call_duration_seconds"
           ])
         )
         // Untagged by name by default: no series names this breaker.

@@ -46,7 +46,7 @@ export const isCircuitBreaker = (u: unknown): u is CB.CircuitBreaker => hasPrope
 
 /** @internal */
 export const stateGauge = Metric.gauge("effect_resilience_circuit_breaker_state", {
-  description: "Circuit breaker state: 0 closed, 1 half-open, 2 open (forced states report as closed / open)"
+  description: "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed"
 })
 /** @internal */
 export const callsCounter = counter(
@@ -60,13 +60,34 @@ export const stateChangesCounter = counter(
 )
 /** @internal */
 export const durationHistogram = Metric.histogram(
-  "effect_resilience_circuit_breaker_call_duration_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
-  "Duration of calls run through a circuit breaker, in milliseconds"
+  "effect_resilience_circuit_breaker_call_duration_seconds",
+  // From a local cache's half millisecond to a slow provider's minute, in 1-2.5-5 steps.
+  MetricBoundaries.fromIterable([
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+  ]),
+  "Duration of calls run through a circuit breaker, in seconds"
 )
 
-const stateValue = (state: CB.State): number =>
-  state === "HalfOpen" ? 1 : state === "Open" || state === "ForcedOpen" ? 2 : 0
+/**
+ * The value of a state on the state gauge: the usual 0 closed, 1 open, 2 half-open, then
+ * the forced states, so that an alert on 1 means a breaker that opened by itself.
+ *
+ * @internal
+ */
+export const stateValue = (state: CB.State): number => {
+  switch (state) {
+    case "Closed":
+      return 0
+    case "Open":
+      return 1
+    case "HalfOpen":
+      return 2
+    case "ForcedOpen":
+      return 3
+    case "ForcedClosed":
+      return 4
+  }
+}
 
 type Outcome = Machine.Outcome | "rejected" | "slow"
 
@@ -543,7 +564,7 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
     const labels = this.labels.ofFiber(fiber)
     callsCounter.unsafeUpdate(1, labels.outcome[outcome])
     if (outcome === "success" || outcome === "failure") {
-      durationHistogram.unsafeUpdate(duration, labels.base)
+      durationHistogram.unsafeUpdate(duration / 1000, labels.base)
       const slowCallMillis = this.config.slowCallMillis
       if (slowCallMillis !== undefined && duration >= slowCallMillis) callsCounter.unsafeUpdate(1, labels.outcome.slow)
     }
