@@ -158,8 +158,20 @@ export const layer: (
  * The options `layerConfig` reads: `REDIS_URL` and `REDIS_PASSWORD` (both with
  * `Config.redacted`), `REDIS_KEY_PREFIX`, `REDIS_TTL`, `REDIS_COMPRESSION_THRESHOLD`,
  * `REDIS_MAX_VALUE_SIZE`, `REDIS_COMMAND_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`,
- * `REDIS_MAX_RETRIES_PER_REQUEST`, `REDIS_MAX_RECONNECT_DELAY`, each optional (durations as
- * `"500 millis"`, `"2 seconds"`).
+ * `REDIS_MAX_RETRIES_PER_REQUEST`, `REDIS_MAX_RECONNECT_DELAY`, each optional, and the
+ * seeds' `REDIS_SOCKET_TIMEOUT` for `commandTimeout` when `REDIS_COMMAND_TIMEOUT` is not set.
+ * A duration given as a bare number is in seconds (`"30"`), or with a unit (`"500 millis"`);
+ * a value that does not parse is a `ConfigError` naming the variable.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
+ *
+ * const options = RedisCache.config.pipe(
+ *   Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_TTL", "3600"]])))
+ * ) // ttl: one hour
+ * ```
  *
  * @since 0.1.0
  * @category config

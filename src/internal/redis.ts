@@ -1,6 +1,6 @@
 import * as Config from "effect/Config"
 import { parseDuration as parseSeconds } from "./circuitBreaker.js"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -526,26 +526,6 @@ const seedVariables: ReadonlyArray<readonly [keyof RedisModule.Options, string, 
   ["commandTimeout", "REDIS_SOCKET_TIMEOUT", "duration"]
 ]
 
-const typed = (name: string, kind: Kind): Config.Config<unknown> => {
-  switch (kind) {
-    case "secret":
-      return Config.redacted(name)
-    case "string":
-      return Config.string(name)
-    case "duration":
-      return Config.duration(name)
-    case "number":
-      return Config.number(name)
-    case "integer":
-      return Config.integer(name)
-  }
-}
-
-/** @internal */
-export const config: Config.Config<RedisModule.Options> = Config.all(
-  Object.fromEntries(variables.map(([option, name, kind]) => [option, optional(typed(name, kind))]))
-) as Config.Config<RedisModule.Options>
-
 /** Infinity is written `Infinity` (or `inf`) in the environment; "" is no number. */
 const parseNumber = (text: string): number | undefined => {
   const trimmed = text.trim()
@@ -579,6 +559,33 @@ const convert = (kind: Kind, raw: string | Redacted.Redacted<string>): Either.Ei
   }
 }
 
+/**
+ * One variable as its option's type, parsed as `configOptions` parses it (a bare number of a
+ * duration is seconds); a value that does not parse is `ConfigError.InvalidData`.
+ */
+const typed = (name: string, kind: Kind): Config.Config<unknown> =>
+  kind === "secret" ? Config.redacted(name) : Config.mapOrFail(Config.string(name), (text) =>
+    Either.mapLeft(
+      convert(kind, text),
+      (expected) => ConfigError.InvalidData([name], `Expected ${expected}, received ${JSON.stringify(text)}`)
+    ))
+
+/** @internal */
+export const config: Config.Config<RedisModule.Options> = Config.map(
+  Config.all([
+    Config.all(Object.fromEntries(variables.map(([option, name, kind]) => [option, optional(typed(name, kind))]))),
+    Config.all(Object.fromEntries(seedVariables.map(([option, name, kind]) => [option, optional(typed(name, kind))])))
+  ]),
+  ([library, seed]) => {
+    const options: Record<string, unknown> = { ...library }
+    // The library's variable wins over the seed's.
+    for (const [option, value] of Object.entries(seed)) {
+      if (options[option] === undefined && value !== undefined) options[option] = value
+    }
+    return options as RedisModule.Options
+  }
+)
+
 /** @internal */
 export const configOptions = (
   defaultOptions?: RedisModule.Options
@@ -588,7 +595,16 @@ export const configOptions = (
     const fromEnvironment = new Map<string, string>()
     const refused: Array<InvalidOptions> = []
     for (const [option, name, kind] of [...variables, ...seedVariables]) {
-      if (fromEnvironment.has(option)) continue
+      const used = fromEnvironment.get(option)
+      if (used !== undefined) {
+        // A seed's variable shadowed by the library's: say so when they differ (never the values).
+        const seedText = yield* optional(Config.string(name))
+        const usedText = yield* optional(Config.string(used))
+        if (seedText !== undefined && usedText !== undefined && seedText.trim() !== usedText.trim()) {
+          yield* Effect.logWarning(`${used} and ${name} are both set and differ: ${used} is used`)
+        }
+        continue
+      }
       // Read as text (secrets as Redacted text), converted here, so that a bad value is an
       // InvalidOptions naming the option and its variable rather than a ConfigError.
       const read: Config.Config<string | Redacted.Redacted<string>> = kind === "secret"
