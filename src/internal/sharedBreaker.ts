@@ -1,0 +1,469 @@
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as os from "node:os"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import { InvalidOptions } from "../InvalidOptions.js"
+import { unsafeMakeWithoutStack } from "./circuitBreakerOpen.js"
+import * as options_ from "./options.js"
+import * as decision from "./sharedBreakerScript.js"
+import { type SharedStoreUnavailable, Store } from "./sharedBreakerStore.js"
+
+const moduleName = "CircuitBreaker/Redis"
+
+/**
+ * The options of the shared part of a breaker.
+ *
+ * @internal
+ */
+export interface SharedOptions {
+  readonly window?: Duration.DurationInput | undefined
+  readonly buckets?: number | undefined
+  readonly failureRateThreshold?: number | undefined
+  readonly minimumCalls?: number | undefined
+  readonly quorum?: number | undefined
+  readonly openDuration?: Duration.DurationInput | undefined
+  readonly probeLease?: Duration.DurationInput | undefined
+  readonly reportInterval?: Duration.DurationInput | undefined
+  readonly syncInterval?: Duration.DurationInput | undefined
+  readonly processId?: string | undefined
+}
+
+/** @internal */
+export interface Options<E> extends CircuitBreaker.CircuitBreaker.Options<E> {
+  readonly shared?: SharedOptions | undefined
+}
+
+/** @internal */
+export interface SharedState {
+  readonly status: decision.Status
+  readonly epoch: number
+  readonly healthy: boolean
+  readonly probesGranted: number
+  readonly processId: string
+}
+
+/** @internal */
+export interface SharedCircuitBreaker extends CircuitBreaker.CircuitBreaker {
+  readonly shared: Effect.Effect<SharedState>
+}
+
+/** @internal */
+export const sharedDefaults = {
+  window: Duration.seconds(10),
+  buckets: 10,
+  failureRateThreshold: 0.5,
+  minimumCalls: 10,
+  quorum: 1,
+  reportInterval: Duration.millis(100),
+  syncInterval: Duration.seconds(1)
+} as const
+
+interface Validated {
+  readonly windowMillis: number
+  readonly buckets: number
+  readonly failureRateThreshold: number
+  readonly minimumCalls: number
+  readonly quorum: number
+  readonly openMillis: number
+  readonly leaseMillis: number
+  readonly reportInterval: Duration.Duration
+  readonly syncInterval: Duration.Duration
+  readonly processId: string
+  readonly halfOpenMaxCalls: number
+  readonly successThreshold: number
+}
+
+const processIdCheck = options_.check(Schema.NonEmptyTrimmedString.pipe(Schema.pattern(/^\S+$/)), "a non-empty string without spaces")
+
+let instances = 0
+
+/**
+ * The probe lease the current fiber runs under, if it runs a shared breaker's probe.
+ *
+ * @internal
+ */
+export interface Probe {
+  readonly breaker: string
+  readonly epoch: number
+  readonly slot: number
+}
+
+/** @internal */
+export const currentProbeRef: FiberRef.FiberRef<Option.Option<Probe>> = FiberRef.unsafeMake<Option.Option<Probe>>(
+  Option.none()
+)
+
+/** @internal */
+export const currentProbe: Effect.Effect<Option.Option<Probe>> = FiberRef.get(currentProbeRef)
+
+/** @internal */
+export const validate = <E>(options: Options<E>): Either.Either<Validated, InvalidOptions> =>
+  Either.gen(function*() {
+    const o = yield* options_.object<SharedOptions>(moduleName, options.shared, false)
+    const field = (name: string) => `shared.${name}`
+    const window = yield* options_.duration(moduleName, field("window"), o.window, sharedDefaults.window)
+    const buckets = yield* options_.field(
+      moduleName,
+      field("buckets"),
+      o.buckets,
+      options_.integerAtLeast(1),
+      sharedDefaults.buckets
+    )
+    const failureRateThreshold = yield* options_.field(
+      moduleName,
+      field("failureRateThreshold"),
+      o.failureRateThreshold,
+      options_.fraction({ exclusiveMin: true }),
+      options.failureRateThreshold ?? sharedDefaults.failureRateThreshold
+    )
+    const minimumCalls = yield* options_.field(
+      moduleName,
+      field("minimumCalls"),
+      o.minimumCalls,
+      options_.integerAtLeast(1),
+      options.minimumCalls ?? sharedDefaults.minimumCalls
+    )
+    const quorum = yield* options_.field(
+      moduleName,
+      field("quorum"),
+      o.quorum,
+      options_.integerAtLeast(1),
+      sharedDefaults.quorum
+    )
+    const resetTimeout = yield* options_.duration(
+      moduleName,
+      "resetTimeout",
+      options.resetTimeout,
+      Duration.seconds(60)
+    )
+    const openDuration = yield* options_.duration(moduleName, field("openDuration"), o.openDuration, resetTimeout)
+    const probeLease = yield* options_.duration(moduleName, field("probeLease"), o.probeLease, openDuration)
+    const reportInterval = yield* options_.duration(
+      moduleName,
+      field("reportInterval"),
+      o.reportInterval,
+      sharedDefaults.reportInterval
+    )
+    const syncInterval = yield* options_.duration(
+      moduleName,
+      field("syncInterval"),
+      o.syncInterval,
+      sharedDefaults.syncInterval
+    )
+    const processId = yield* options_.field(
+      moduleName,
+      field("processId"),
+      o.processId,
+      processIdCheck,
+      `${os.hostname()}:${process.pid}:${++instances}`
+    )
+    return {
+      windowMillis: Math.max(1, Math.round(Duration.toMillis(window))),
+      buckets,
+      failureRateThreshold,
+      minimumCalls,
+      quorum,
+      openMillis: Math.max(1, Math.round(Duration.toMillis(openDuration))),
+      leaseMillis: Math.max(1, Math.round(Duration.toMillis(probeLease))),
+      reportInterval,
+      syncInterval,
+      processId,
+      halfOpenMaxCalls: options.halfOpenMaxCalls ?? 1,
+      successThreshold: options.successThreshold ?? 3
+    }
+  })
+
+type Outcome = "s" | "f" | "i"
+
+const isOwnRejection = (error: unknown, name: string): boolean =>
+  error instanceof CircuitBreaker.CircuitBreakerOpen && error.breaker === name
+
+/**
+ * A breaker whose decisions are shared on Redis by every process that uses its name, over a
+ * local breaker made from the same options.
+ *
+ * - Closed: calls run through the local breaker; their outcomes are counted in memory and
+ *   reported every `reportInterval` by a background fiber: no call waits on Redis.
+ * - The script opens the shared state when the fleet's failure rate over the window trips
+ *   and at least `quorum` processes failed; the opening is published (pub/sub), and every
+ *   process also reads the state every `syncInterval`.
+ * - Open: every process rejects at once until the open period ends (honoured even when Redis
+ *   stops answering meanwhile).
+ * - Half-open: a call asks Redis for a probe lease; only `halfOpenMaxCalls` leases exist per
+ *   breaker, each expiring after `probeLease`. The probe's outcome goes back to the script,
+ *   which reopens (failure) or closes (`successThreshold` successes).
+ * - When Redis fails (refused, frozen, timed out), the process goes on with its local
+ *   breaker until a read succeeds again.
+ *
+ * @internal
+ */
+export const make = <E = unknown>(
+  options: Options<E>
+): Effect.Effect<SharedCircuitBreaker, InvalidOptions, Store | Scope.Scope> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const validated = yield* validate(options)
+    const { shared: _shared, ...localOptions } = options
+    const local = yield* CircuitBreaker.make<E>(localOptions)
+    const name = local.name
+    const key = `${store.keyPrefix}{${name}}`
+    const channel = `${key}:events`
+    const fibers = yield* FiberSet.make<unknown, never>()
+    const fork = yield* FiberSet.runtime(fibers)<never>()
+    const transitions = yield* PubSub.unbounded<CircuitBreaker.StateChange>()
+    const isFailure = options.isFailure
+    const ttlMillis = validated.windowMillis + validated.openMillis + validated.leaseMillis + 60_000
+    const baseArgs = (op: string): Array<string | number> => [
+      op,
+      validated.processId,
+      validated.windowMillis,
+      validated.buckets,
+      validated.minimumCalls,
+      validated.failureRateThreshold,
+      validated.quorum,
+      validated.openMillis,
+      validated.halfOpenMaxCalls,
+      validated.leaseMillis,
+      validated.successThreshold,
+      ttlMillis,
+      channel
+    ]
+
+    // Plain mutable fields, read and written only on this process's single thread: the Closed
+    // path reads the snapshot and bumps a counter, nothing more.
+    let snapshot: decision.Snapshot = decision.initialSnapshot
+    let healthy = false
+    let pendingSuccesses = 0
+    let pendingFailures = 0
+    let sharedRejections = 0
+    let probesGranted = 0
+    let localProbes = 0
+    let forced = false
+    let isolations = 0
+
+    const viewOf = (s: decision.Snapshot, now: number): CircuitBreaker.State | undefined =>
+      s.status === "Closed"
+        ? undefined
+        : s.status === "Open" && now < s.openUntil
+        ? "Open"
+        : "HalfOpen"
+
+    const update = (next: decision.Snapshot, now: number) => {
+      const previous = snapshot
+      snapshot = next
+      if (previous.status === next.status && previous.epoch === next.epoch) return
+      const from = viewOf(previous, now) ?? "Closed"
+      const to = viewOf(next, now) ?? "Closed"
+      if (from === to && previous.epoch === next.epoch) return
+      const reason: CircuitBreaker.TransitionReason = to === "Closed"
+        ? "ProbesSucceeded"
+        : to === "Open"
+        ? from === "HalfOpen" ? "ProbeFailed" : "FailureRate"
+        : "OpenDurationElapsed"
+      if (from !== to) transitions.unsafeOffer({ breaker: name, from, to, at: now, reason })
+      // The fleet closed the breaker after its probes succeeded: the local breaker follows.
+      if (previous.status !== "Closed" && next.status === "Closed" && !forced && isolations === 0) {
+        fork(local.reset)
+      }
+    }
+
+    const onReply = (reply: decision.Reply) => {
+      healthy = true
+      if (reply.extra === "probe") probesGranted++
+      update(decision.applyReply(snapshot, reply, Date.now()), Date.now())
+    }
+    const onFailure = () => {
+      healthy = false
+    }
+    const run = (op: string, extra: ReadonlyArray<string | number> = []) =>
+      store.run(key, [...baseArgs(op), ...extra]).pipe(
+        Effect.tap((reply) => Effect.sync(() => onReply(reply))),
+        Effect.tapError(() => Effect.sync(onFailure))
+      )
+
+    const record = (exit: Exit.Exit<unknown, unknown>) => {
+      if (Exit.isSuccess(exit)) {
+        pendingSuccesses++
+        return
+      }
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isNone(failure)) return // interrupted or a defect: counted by the local breaker only
+      if (isOwnRejection(failure.value, name)) return
+      if (isFailure === undefined || isFailure(failure.value as E)) pendingFailures++
+      else return
+    }
+
+    const viaLocal = <A, E1, R>(effect: Effect.Effect<A, E1, R>) =>
+      Effect.onExit(local.protect(effect), (exit) => Effect.sync(() => record(exit)))
+
+    const reject = (reason: "Open" | "HalfOpenFull", retryAfterMillis: number) => {
+      sharedRejections++
+      return Effect.fail(unsafeMakeWithoutStack(name, Duration.millis(Math.max(0, retryAfterMillis)), reason))
+    }
+
+    const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
+      if (Exit.isSuccess(exit)) return "s"
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isNone(failure)) return Cause.isInterruptedOnly(exit.cause) ? "i" : "f"
+      return isFailure === undefined || isFailure(failure.value as E) ? "f" : "i"
+    }
+
+    const probe = <A, E1, R>(effect: Effect.Effect<A, E1, R>): Effect.Effect<A, E1 | CircuitBreaker.CircuitBreakerOpen, R> =>
+      Effect.suspend(() => {
+        if (localProbes >= validated.halfOpenMaxCalls) return reject("HalfOpenFull", 0)
+        localProbes++
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Effect.either(run("acquire")), (acquired) => {
+            if (Either.isLeft(acquired)) {
+              localProbes--
+              // Redis did not answer within the command timeout: the local breaker decides.
+              return restore(viaLocal(effect))
+            }
+            const reply = acquired.right
+            if (reply.extra !== "probe") {
+              localProbes--
+              if (reply.status === "Closed") return restore(viaLocal(effect))
+              const route = decision.route(snapshot, healthy, Date.now())
+              return route._tag === "Reject"
+                ? reject(route.reason, route.retryAfterMillis)
+                : reject("HalfOpenFull", 0)
+            }
+            const lease: Probe = { breaker: name, epoch: reply.epoch, slot: reply.value }
+            return Effect.flatMap(Effect.exit(restore(Effect.locally(effect, currentProbeRef, Option.some(lease)))), (exit) => {
+              localProbes--
+              const outcome = outcomeOf(exit)
+              fork(Effect.ignore(run("result", [reply.epoch, reply.value, outcome, reply.generation])))
+              return exit
+            })
+          })
+        )
+      })
+
+    const protect = <A, E1, R>(
+      effect: Effect.Effect<A, E1, R>
+    ): Effect.Effect<A, E1 | CircuitBreaker.CircuitBreakerOpen, R> =>
+      Effect.suspend(() => {
+        if (forced || isolations > 0) return local.protect(effect)
+        const route = decision.route(snapshot, healthy, Date.now())
+        switch (route._tag) {
+          case "Local":
+            return viaLocal(effect)
+          case "Reject":
+            return reject(route.reason, route.retryAfterMillis)
+          case "Acquire":
+            return probe(effect)
+        }
+      })
+
+    const flush = Effect.suspend(() => {
+      if (pendingSuccesses + pendingFailures === 0) return Effect.void
+      const successes = pendingSuccesses
+      const failures = pendingFailures
+      pendingSuccesses = 0
+      pendingFailures = 0
+      // Outcomes that could not be reported are dropped: the window is about the present.
+      return Effect.ignore(run("report", [successes, failures]))
+    })
+    const read = Effect.ignore(run("read"))
+
+    yield* store.subscribe(channel, (text) => {
+      const message = decision.decodeMessage(text)
+      if (message === undefined) return
+      const now = Date.now()
+      update(decision.applyMessage(snapshot, message, now), now)
+    })
+    // The first read decides the starting state; it is bounded by the command timeout.
+    yield* read
+    fork(Effect.repeat(flush, Schedule.spaced(validated.reportInterval)))
+    yield* Effect.forkScoped(Effect.repeat(read, Schedule.spaced(validated.syncInterval)))
+    yield* Effect.addFinalizer(() => flush)
+
+    const stateNow = Effect.flatMap(local.state, (localState) =>
+      Effect.sync(() => {
+        if (forced || isolations > 0 || localState === "ForcedOpen" || localState === "ForcedClosed") {
+          return localState
+        }
+        const now = Date.now()
+        const view = viewOf(snapshot, now)
+        if (view === "Open") return view
+        if (view === "HalfOpen" && healthy) return view
+        return localState
+      }))
+
+    const breaker: SharedCircuitBreaker = {
+      [CircuitBreaker.TypeId]: CircuitBreaker.TypeId,
+      name,
+      protect,
+      state: stateNow,
+      isCallPermitted: Effect.flatMap(stateNow, (state) =>
+        state === "Open"
+          ? Effect.succeed(false)
+          : state === "HalfOpen" && snapshot.status !== "Closed"
+          ? Effect.sync(() => Date.now() >= snapshot.fullUntil && localProbes < validated.halfOpenMaxCalls)
+          : local.isCallPermitted),
+      retryAfter: Effect.flatMap(stateNow, (state) =>
+        state === "Open" && snapshot.status === "Open"
+          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.openUntil - Date.now())))
+          : state === "HalfOpen" && snapshot.status !== "Closed"
+          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.fullUntil - Date.now())))
+          : local.retryAfter),
+      metrics: Effect.flatMap(local.metrics, (metrics) =>
+        Effect.map(stateNow, (state) => ({
+          ...metrics,
+          state,
+          rejectedCalls: metrics.rejectedCalls + sharedRejections,
+          totalCalls: metrics.totalCalls + sharedRejections
+        }))),
+      changes: Stream.merge(local.changes, Stream.fromPubSub(transitions)),
+      subscribe: Effect.gen(function*() {
+        const fromLocal = yield* local.subscribe
+        const fromShared = yield* PubSub.subscribe(transitions)
+        return Stream.merge(fromLocal, Stream.fromQueue(fromShared))
+      }),
+      forceOpen: Effect.zipRight(Effect.sync(() => {
+        forced = true
+      }), local.forceOpen),
+      forceClosed: Effect.zipRight(Effect.sync(() => {
+        forced = true
+      }), local.forceClosed),
+      reset: Effect.zipRight(
+        Effect.sync(() => {
+          forced = false
+          update(decision.initialSnapshot, Date.now())
+        }),
+        Effect.zipRight(local.reset, Effect.ignore(run("reset")))
+      ),
+      isolate: Effect.zipRight(
+        Effect.acquireRelease(Effect.sync(() => {
+          isolations++
+        }), () =>
+          Effect.sync(() => {
+            isolations--
+          })),
+        local.isolate
+      ),
+      halfOpen: Effect.zipRight(local.halfOpen, Effect.ignore(run("halfopen"))),
+      shared: Effect.sync(() => ({
+        status: viewOf(snapshot, Date.now()) === "Open" ? "Open" : snapshot.status === "Closed" ? "Closed" : "HalfOpen",
+        epoch: snapshot.epoch,
+        healthy,
+        probesGranted,
+        processId: validated.processId
+      }))
+    }
+    return breaker
+  })
+
+/** @internal */
+export const check: Effect.Effect<void, SharedStoreUnavailable, Store> = Effect.flatMap(Store, (store) => store.check)
