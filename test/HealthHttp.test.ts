@@ -557,7 +557,7 @@ describe("HealthHttp", () => {
       }))
   })
 
-  describe("metrics", () => {
+  describe("metrics and dashboard", () => {
     it.live("GET /metrics without an exposition is a 404 saying to provide Prometheus.layer", () =>
       Effect.gen(function*() {
         const base = yield* serve()
@@ -580,6 +580,18 @@ describe("HealthHttp", () => {
         expect(first.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
         expect(first.body).toBe("# render 1\n")
         expect((yield* request(`${base}/metrics`)).body).toBe("# render 2\n")
+      }).pipe(Effect.scoped, withHealth()))
+    it.live("GET /dashboard is the HTML page, pointed at the prefix", () =>
+      Effect.gen(function*() {
+        const base = yield* serve({ prefix: "/ops" })
+        const response = yield* request(`${base}/ops/dashboard`)
+        expect(response.status).toBe(200)
+        expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8")
+        expect(response.body).toMatch(/^<!doctype html>/i)
+        expect(response.headers.get("x-frame-options")).toBe("DENY")
+        expect(response.body).toContain("data-base-path=\"/ops\"")
+        expect(response.body).not.toMatch(/(src|href)="https?:/)
+        expect((yield* request(`${base}/dashboard`)).status).toBe(404)
       }).pipe(Effect.scoped, withHealth()))
   })
 

@@ -27,6 +27,7 @@ import * as Crypto from "node:crypto"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Health from "../Health.js"
 import { InvalidOptions } from "../InvalidOptions.js"
+import { dashboardPage } from "./dashboard.js"
 import { MetricsExposition } from "./metricsExposition.js"
 import * as Options from "./options.js"
 
@@ -444,6 +445,18 @@ export const router = (
         Effect.map(service.render, (text) => HttpServerResponse.text(text, { contentType: service.contentType }))
     })))
 
+    // The page is made once: it depends on the prefix only. It holds admin buttons, so no
+    // other site may frame it (frame-ancestors works only as a header, not in the page's meta).
+    const page = HttpServerResponse.text(dashboardPage({ basePath: resolved.prefix }), {
+      contentType: "text/html; charset=utf-8",
+      headers: {
+        "cache-control": "no-cache",
+        "content-security-policy": "frame-ancestors 'none'",
+        "x-frame-options": "DENY",
+        "x-content-type-options": "nosniff"
+      }
+    })
+
     const breakerAdmin = Effect.gen(function*() {
       const params = yield* HttpRouter.params
       const name = params["name"] ?? ""
@@ -510,6 +523,7 @@ export const router = (
       onPath("/health/resilience", ["GET"], resilience),
       onPath("/health/stream", ["GET"], stream),
       onPath("/metrics", ["GET"], metrics),
+      onPath("/dashboard", ["GET"], Effect.succeed(page)),
       HttpRouter.makeRoute("*", "/admin/circuit-breaker/:name/:action", breakerAdmin),
       HttpRouter.makeRoute("*", "/admin/resilience/:action", resilienceAdmin)
     ])
