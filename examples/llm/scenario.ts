@@ -192,6 +192,21 @@ export const serviceLevel = (
     ? "CacheOnly"
     : Health.defaultServiceLevel(health)
 
+/**
+ * The failover group's health check: it passes when a provider whose breaker is open
+ * answers again (or when none is open). The registry then moves the open breakers to
+ * HalfOpen, and the next requests probe them at once instead of waiting out their open
+ * duration.
+ */
+export const groupCheck = (client: Client.LlmClient) =>
+  Effect.gen(function*() {
+    const open: Array<string> = []
+    for (const { breaker, name } of client.providers) {
+      if ((yield* breaker.state) === "Open") open.push(name)
+    }
+    if (open.length > 0) yield* Effect.raceAll(open.map((name) => client.ping(name)))
+  })
+
 /** The mean of some millis, `undefined` when there are none. */
 const mean = (values: ReadonlyArray<number>) =>
   values.length === 0 ? undefined : values.reduce((sum, value) => sum + value, 0) / values.length
@@ -208,21 +223,11 @@ export const run = (
     const since = (now: number) => now - server.startedAt
     const client = yield* Client.make({ baseUrl: server.baseUrl, providers: options.providers, wire })
     const log = options.log
-    // The providers' breakers registered themselves; the group takes their place. Its check
-    // passes when a provider whose breaker is open answers again: the registry then moves
-    // the open breakers to HalfOpen, and the next requests probe them at once instead of
-    // waiting out their open duration.
-    const check = Effect.gen(function*() {
-      const open: Array<string> = []
-      for (const { breaker, name } of client.providers) {
-        if ((yield* breaker.state) === "Open") open.push(name)
-      }
-      if (open.length > 0) yield* Effect.raceAll(open.map((name) => client.ping(name)))
-    })
+    // The providers' breakers registered themselves; the group takes their place.
     yield* Health.register({
       name: "llm",
       critical: true,
-      source: Health.fromFailover(client, { check }),
+      source: Health.fromFailover(client, { check: groupCheck(client) }),
       checkInterval: options.checkInterval ?? "500 millis"
     })
     // Every answer is stored; a stored answer is served only when no provider answers.

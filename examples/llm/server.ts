@@ -67,6 +67,29 @@ export const behaviourAt = (phases: ReadonlyArray<Phase>, elapsed: number): Beha
   return current
 }
 
+/**
+ * Behaviours set by hand, by provider name, that win over the timeline: the server's fault
+ * switch, for a person (or a script) who takes a provider down and brings it back.
+ */
+export class FaultSwitch {
+  private readonly overrides = new Map<string, Behaviour>()
+
+  /** From now on, `provider` does `behaviour`, whatever its timeline says. */
+  set(provider: string, behaviour: Behaviour): void {
+    this.overrides.set(provider, behaviour)
+  }
+
+  /** `provider` follows its timeline again. */
+  clear(provider: string): void {
+    this.overrides.delete(provider)
+  }
+
+  /** The behaviour set by hand for `provider`, if any. */
+  get(provider: string): Behaviour | undefined {
+    return this.overrides.get(provider)
+  }
+}
+
 /** The running server. */
 export class ProviderServer extends Context.Tag("examples/llm/ProviderServer")<ProviderServer, {
   readonly baseUrl: string
@@ -91,8 +114,11 @@ const holdUntil = (wire: Wire, id: string, until: number): Effect.Effect<void> =
 const completion = (provider: string, prompt: string) =>
   HttpServerResponse.unsafeJson({ provider, completion: `${provider} answers: ${prompt.split("").reverse().join("")}` })
 
-/** The provider server, on a free loopback port, closed with the layer's scope. */
-export const layer = (timeline: Timeline, wire: Wire): Layer.Layer<ProviderServer, ServeError> =>
+/**
+ * The provider server, on a free loopback port, closed with the layer's scope. A behaviour
+ * set on `faults` wins over the timeline.
+ */
+export const layer = (timeline: Timeline, wire: Wire, faults?: FaultSwitch): Layer.Layer<ProviderServer, ServeError> =>
   Layer.scoped(
     ProviderServer,
     Effect.gen(function*() {
@@ -111,7 +137,7 @@ export const layer = (timeline: Timeline, wire: Wire): Layer.Layer<ProviderServe
         const body = yield* Effect.orElseSucceed(request.json, () => ({}))
         const prompt = Predicate.hasProperty(body, "prompt") && typeof body.prompt === "string" ? body.prompt : ""
         const now = yield* Clock.currentTimeMillis
-        const behaviour = behaviourAt(phases, now - startedAt)
+        const behaviour = faults?.get(provider) ?? behaviourAt(phases, now - startedAt)
         switch (behaviour._tag) {
           case "Healthy": {
             yield* holdUntil(wire, id, now + Duration.toMillis(behaviour.latency))
