@@ -208,10 +208,182 @@ describe("several processes", () => {
         const last = Math.max(0, ...dep.arrivals.filter((a) => a.worker === w).map((a) => a.at))
         return last - openedAt
       })
-      console.log(`propagation: last call after the opening, per process (ms): ${delays.join(", ")}`)
+      const heard = fleet.map((w) => {
+        const line = w.lines.find((l) => / Closed Open$/.test(l))
+        return line === undefined ? "none" : String(Number(line.split(" ")[1]) - openedAt)
+      })
+      console.log(
+        `propagation: last call after the opening, per process (ms): ${delays.join(", ")}; ` +
+          `transition seen after (ms): ${heard.join(", ")}`
+      )
       for (const delay of delays) expect(delay).toBeLessThanOrEqual(bound)
       // Nobody called during the open period after the bound.
       expect(dep.arrivals.filter((a) => a.at > openedAt + bound)).toEqual([])
       noCallerErrors(fleet)
     }), 60_000)
+
+  it.live("exactly halfOpenMaxCalls probes fleet-wide per open period under 4 processes x 100 fibers", () =>
+    Effect.promise(async () => {
+      const name = uniqueName("probes")
+      const dep = await dependency(() => ({ status: 503, delayMillis: 30 }))
+      const breaker: SharedCircuitBreaker.Options = {
+        name,
+        halfOpenMaxCalls: 2,
+        successThreshold: 1,
+        resetTimeout: "300 millis",
+        shared: { minimumCalls: 10, probeLease: "5 seconds" }
+      }
+      const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
+        worker({ worker: name, target: dep.url, fibers: 100, durationMillis: 6_000, breaker })
+      )
+      await Promise.all(fleet.map((w) => w.exited))
+      const byEpoch = new Map<number, number>()
+      for (const w of fleet) {
+        for (const [, kind, epoch] of fields(w, "call")) {
+          if (kind === "Probe") byEpoch.set(Number(epoch), (byEpoch.get(Number(epoch)) ?? 0) + 1)
+        }
+      }
+      const seenByDependency = new Map<number, number>()
+      for (const arrival of dep.arrivals) {
+        if (arrival.probeEpoch !== undefined) {
+          seenByDependency.set(arrival.probeEpoch, (seenByDependency.get(arrival.probeEpoch) ?? 0) + 1)
+        }
+      }
+      // The last open period may have been cut short by the end of the run.
+      const last = Math.max(...byEpoch.keys())
+      const complete = [...byEpoch.entries()].filter(([epoch]) => epoch !== last)
+      console.log(`probes per open period: ${complete.map(([epoch, n]) => `${epoch}:${n}`).join(" ")}`)
+      expect(complete.length).toBeGreaterThanOrEqual(5)
+      for (const [epoch, probes] of complete) {
+        expect(probes, `epoch ${epoch}`).toBe(2)
+        expect(seenByDependency.get(epoch), `epoch ${epoch} at the dependency`).toBe(2)
+      }
+      noCallerErrors(fleet)
+    }), 60_000)
+
+  it.live("a probe whose process is SIGKILLed is replaced after its lease expires, not before", () =>
+    Effect.promise(async () => {
+      const name = uniqueName("lease")
+      // pa's probes never get an answer; every other call fails fast.
+      const dep = await dependency((arrival) =>
+        arrival.worker === "pa" && arrival.probeEpoch !== undefined ? "hang" : { status: 503, delayMillis: 5 }
+      )
+      const lease = 1_500
+      const breaker: SharedCircuitBreaker.Options = {
+        name,
+        halfOpenMaxCalls: 1,
+        successThreshold: 1,
+        resetTimeout: "300 millis",
+        shared: { minimumCalls: 10, probeLease: lease }
+      }
+      const pa = worker({ worker: "pa", target: dep.url, fibers: 10, durationMillis: 30_000, callTimeoutMillis: 60_000, breaker })
+      const pb = worker({ worker: "pb", target: dep.url, fibers: 10, durationMillis: 30_000, breaker })
+      await waitUntil(
+        () => dep.arrivals.some((a) => a.worker === "pa" && a.probeEpoch !== undefined),
+        20_000,
+        "a probe of pa"
+      )
+      const hung = dep.arrivals.find((a) => a.worker === "pa" && a.probeEpoch !== undefined)!
+      pa.process.kill("SIGKILL")
+      await pa.exited
+      await waitUntil(
+        () => dep.arrivals.some((a) => a.worker === "pb" && a.probeEpoch === hung.probeEpoch),
+        lease + 5_000,
+        "pb's replacement probe"
+      )
+      const replacement = dep.arrivals.find((a) => a.worker === "pb" && a.probeEpoch === hung.probeEpoch)!
+      const waited = replacement.at - hung.at
+      console.log(`replacement probe after ${waited} ms (lease ${lease} ms)`)
+      expect(waited).toBeGreaterThanOrEqual(lease - 100)
+      expect(waited).toBeLessThanOrEqual(lease + 1_000)
+      // Meanwhile nothing reached the dependency from pb: the lease held the half-open period.
+      expect(dep.arrivals.filter((a) => a.worker === "pb" && a.at > hung.at && a.at < replacement.at)).toEqual([])
+      pb.process.kill("SIGTERM")
+      noCallerErrors([pb])
+    }), 60_000)
+
+  it.live("quorum: one sick process opens only its local breaker; failures from quorum processes open everyone's", () =>
+    Effect.promise(async () => {
+      const name = uniqueName("quorum")
+      const healthy: Answer = { status: 200, delayMillis: 2 }
+      const sick = new Set(["p0"])
+      const dep = await dependency((arrival) => sick.has(arrival.worker) ? failing : healthy)
+      const breaker: SharedCircuitBreaker.Options = {
+        name,
+        failureThreshold: 5,
+        resetTimeout: "1 second",
+        shared: { quorum: 2, minimumCalls: 10, failureRateThreshold: 0.01, window: "5 seconds", openDuration: "20 seconds" }
+      }
+      const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
+        worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 9_000, breaker })
+      )
+      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 20_000)))
+      await fleet[0]!.waitFor((line) => / Closed Open$/.test(line), 10_000)
+      await sleep(2_000)
+      expect(await hget(name, "st")).toBe("c")
+      expect(await hget(name, "opens")).toBeNull()
+      const now = Date.now()
+      for (const w of ["p1", "p2", "p3"]) {
+        const recent = dep.arrivals.filter((a) => a.worker === w && a.at > now - 200)
+        expect(recent.length, `${w} keeps calling`).toBeGreaterThan(0)
+      }
+      for (const w of fleet.slice(1)) expect(w.lines.filter((line) => line.startsWith("transition"))).toEqual([])
+      // A second process fails: the quorum is met and the fleet opens.
+      sick.add("p1")
+      await waitUntil(async () => (await hget(name, "st")) === "o", 5_000, "the shared state to open")
+      const openedAt = Number(await hget(name, "at"))
+      await sleep(1_500)
+      for (const w of ["p2", "p3"]) {
+        expect(dep.arrivals.filter((a) => a.worker === w && a.at > openedAt + 1_100), w).toEqual([])
+      }
+      await Promise.all(fleet.map((w) => w.exited))
+      noCallerErrors(fleet)
+    }), 60_000)
+
+  it.live("Redis killed, frozen and restarted mid-load: no caller error, local fallback, and the fleet converges after", () =>
+    Effect.promise(async () => {
+      const name = uniqueName("outage")
+      const healthy: Answer = { status: 200, delayMillis: 2 }
+      const dep = await dependency(() => healthy)
+      const breaker: SharedCircuitBreaker.Options = {
+        name,
+        failureThreshold: 1_000,
+        resetTimeout: "30 seconds",
+        shared: { minimumCalls: 20, syncInterval: "500 millis" }
+      }
+      const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
+        worker({ worker: name, target: dep.url, fibers: 25, durationMillis: 14_000, breaker })
+      )
+      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 20_000)))
+      const calledBetween = (from: number, to: number) =>
+        new Set(dep.arrivals.filter((a) => a.at > from && a.at < to).map((a) => a.worker)).size
+      await sleep(500)
+      let from = Date.now()
+      await server().kill()
+      await sleep(1_500)
+      expect(calledBetween(from, Date.now()), "every process calls while Redis is down").toBe(4)
+      await server().restart()
+      await sleep(1_000)
+      from = Date.now()
+      server().stop()
+      await sleep(1_500)
+      expect(calledBetween(from, Date.now()), "every process calls while Redis is frozen").toBe(4)
+      server().cont()
+      await sleep(500)
+      await server().kill()
+      await sleep(500)
+      await server().restart()
+      await sleep(1_500)
+      // Converged: the dependency dies and the fleet opens together, as if nothing happened.
+      dep.answer = () => failing
+      await waitUntil(async () => (await hget(name, "st")) === "o", 5_000, "the shared state to open")
+      const openedAt = Number(await hget(name, "at"))
+      await sleep(1_500)
+      const late = dep.arrivals.filter((a) => a.at > openedAt + 500 + 100)
+      expect(late, "every process stopped within syncInterval + commandTimeout").toEqual([])
+      const exits = await Promise.all(fleet.map((w) => w.exited))
+      expect(exits.map((exit) => exit.code)).toEqual([0, 0, 0, 0])
+      noCallerErrors(fleet)
+      for (const w of fleet) expect(w.lines.find((line) => line.startsWith("done"))).toMatch(/errors=0$/)
+    }), 90_000)
 })
