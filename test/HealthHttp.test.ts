@@ -8,6 +8,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Config,
   ConfigProvider,
   Context,
   Effect,
@@ -270,6 +271,9 @@ describe("HealthHttp", () => {
         expect(response.body.error).toBe("MethodNotAllowed")
         const head = yield* Effect.promise(() => fetch(`${base}/health/ready`, { method: "HEAD" }))
         expect(head.status).toBe(200)
+        const headStream = yield* Effect.promise(() => fetch(`${base}/health/stream`, { method: "HEAD" }))
+        expect(headStream.status).toBe(200)
+        expect(headStream.headers.get("content-type")).toBe("text/event-stream")
       }).pipe(Effect.scoped, withHealth()))
 
     it.live("every route sits under the prefix, and nothing answers at the root", () =>
@@ -302,7 +306,12 @@ describe("HealthHttp", () => {
         const change = yield* stream.next((event) =>
           event.event === "change" && event.data._tag === "BreakerStateChanged"
         )
-        expect(change.event.data).toMatchObject({ breaker: "db", from: "Closed", to: "ForcedOpen", reason: "ForceOpen" })
+        expect(change.event.data).toMatchObject({
+          breaker: "db",
+          from: "Closed",
+          to: "ForcedOpen",
+          reason: "ForceOpen"
+        })
         const after = yield* stream.next((event) => event.event === "status", change.index)
         expect(after.event.data.dependencies[0].state).toBe("Down")
         const registryChange = yield* stream.next((event) =>
@@ -381,7 +390,7 @@ describe("HealthHttp", () => {
   })
 
   describe("admin", () => {
-    it.live("each action moves the breaker, answers from and to, shows on its changes with its reason, and is logged", () =>
+    it.live("each action moves the breaker, answers from and to, shows on its changes with its reason, is logged", () =>
       Effect.gen(function*() {
         const logs = yield* recordLogs
         yield* Effect.gen(function*() {
@@ -473,6 +482,33 @@ describe("HealthHttp", () => {
         expect(yield* db.state).toBe("Closed")
       }).pipe(Effect.scoped, withHealth()))
 
+    it.live("any other admin path is a JSON 404 behind the same gate", () =>
+      Effect.gen(function*() {
+        yield* breakerNamed("db")
+        const base = yield* serve({ adminToken: Redacted.make(TOKEN) })
+        const unauthenticated = yield* post(`${base}/admin/circuit-breaker/db`)
+        expect(unauthenticated.status).toBe(401)
+        const missingAction = yield* post(`${base}/admin/circuit-breaker/db`, TOKEN)
+        expect(missingAction.status).toBe(404)
+        expect(missingAction.body.error).toBe("UnknownAdminRoute")
+        const elsewhere = yield* post(`${base}/admin/users/1/delete`, TOKEN)
+        expect(elsewhere.status).toBe(404)
+        expect(elsewhere.body.error).toBe("UnknownAdminRoute")
+      }).pipe(Effect.scoped, withHealth()))
+
+    it.live("a breaker name is URL-decoded, so a provider named with a slash or a space is found", () =>
+      Effect.gen(function*() {
+        const provider = yield* breakerNamed("llm/open ai")
+        const base = yield* serve({ adminToken: Redacted.make(TOKEN) })
+        const response = yield* post(
+          `${base}/admin/circuit-breaker/${encodeURIComponent("llm/open ai")}/force-open`,
+          TOKEN
+        )
+        expect(response.status).toBe(200)
+        expect(response.body.breaker).toBe("llm/open ai")
+        expect(yield* provider.state).toBe("ForcedOpen")
+      }).pipe(Effect.scoped, withHealth()))
+
     it.live("an oversized body is a 413, a body of unknown length a 411, and neither changes anything", () =>
       Effect.gen(function*() {
         const db = yield* breakerNamed("db")
@@ -549,7 +585,12 @@ describe("HealthHttp", () => {
           const base = yield* serve({ adminToken: Redacted.make(TOKEN) })
           const response = yield* post(`${base}/admin/resilience/force-recovery`, TOKEN)
           expect(response.status).toBe(200)
-          expect(response.body).toEqual({ action: "force-recovery", passed: ["search"], failed: [], halfOpened: ["search"] })
+          expect(response.body).toEqual({
+            action: "force-recovery",
+            passed: ["search"],
+            failed: [],
+            halfOpened: ["search"]
+          })
           expect(yield* search.state).toBe("HalfOpen")
           const line = (yield* Ref.get(logs.lines)).find((line) => line.annotations["action"] === "force-recovery")
           expect(line?.annotations["outcome"]).toBe("done")
@@ -609,6 +650,48 @@ describe("HealthHttp", () => {
         const empty = yield* Effect.flip(HealthHttp.router({ adminToken: Redacted.make(" ") }))
         expect(empty).toMatchObject({ _tag: "InvalidOptions", field: "adminToken" })
       }).pipe(withHealth()))
+
+    it.live("HealthHttp.layerConfig reads the options through Config", () =>
+      Effect.gen(function*() {
+        const db = yield* breakerNamed("db")
+        const health = yield* Health.Health
+        const scope = yield* Effect.scope
+        const server = yield* Layer.buildWithScope(
+          NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }),
+          scope
+        )
+        yield* Layer.buildWithScope(
+          HttpRouter.Default.serve().pipe(
+            Layer.provide(HealthHttp.layerConfig({
+              prefix: Config.string("OPS_PREFIX"),
+              adminToken: Config.redacted("OPS_TOKEN")
+            })),
+            Layer.provide(Layer.succeed(Health.Health, health)),
+            Layer.provide(Layer.succeedContext(server))
+          ),
+          scope
+        ).pipe(
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(new Map([["OPS_PREFIX", "/internal"], ["OPS_TOKEN", "from-config"]]))
+          )
+        )
+        const address = Context.get(server, HttpServer.HttpServer).address
+        const base = `http://127.0.0.1:${(address as HttpServer.TcpAddress).port}/internal`
+        expect((yield* post(`${base}/admin/circuit-breaker/db/force-open`, "from-config")).status).toBe(200)
+        expect(yield* db.state).toBe("ForcedOpen")
+        const wrong = yield* Layer.buildWithScope(
+          HttpRouter.Default.serve().pipe(
+            Layer.provide(HealthHttp.layerConfig({ prefix: Config.string("OPS_PREFIX") })),
+            Layer.provide(Layer.succeed(Health.Health, health)),
+            Layer.provide(Layer.succeedContext(server))
+          ),
+          scope
+        ).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPS_PREFIX", "internal/"]]))),
+          Effect.flip
+        )
+        expect(wrong).toMatchObject({ _tag: "InvalidOptions", field: "prefix" })
+      }).pipe(Effect.scoped, withHealth()))
 
     it.live("HealthHttp.layer mounts the routes on HttpRouter.Default beside the application's own", () =>
       Effect.gen(function*() {

@@ -42,6 +42,10 @@ export interface HealthHttpOptions {
   readonly breakerScanInterval?: Duration.DurationInput | undefined
 }
 
+interface Validated extends Omit<Resolved, "adminToken"> {
+  readonly adminToken: Redacted.Redacted<string> | undefined
+}
+
 interface Resolved {
   readonly prefix: string
   readonly adminToken: Option.Option<Redacted.Redacted<string>>
@@ -61,11 +65,17 @@ const prefixCheck = Options.check(
 
 const validate = (
   options: HealthHttpOptions | undefined
-): Effect.Effect<Omit<Resolved, "adminToken"> & { readonly adminToken: Redacted.Redacted<string> | undefined }, InvalidOptions> =>
+): Effect.Effect<Validated, InvalidOptions> =>
   Effect.gen(function*() {
     const given = yield* Options.object(MODULE, options, false)
     const prefix = yield* Options.field(MODULE, "prefix", given.prefix, prefixCheck, "")
-    const maxBodyBytes = yield* Options.field(MODULE, "maxBodyBytes", given.maxBodyBytes, Options.integerAtLeast(0), 4096)
+    const maxBodyBytes = yield* Options.field(
+      MODULE,
+      "maxBodyBytes",
+      given.maxBodyBytes,
+      Options.integerAtLeast(0),
+      4096
+    )
     const heartbeatInterval = yield* Options.duration(
       MODULE,
       "heartbeatInterval",
@@ -100,7 +110,9 @@ const resolveToken = (
   given: Redacted.Redacted<string> | undefined
 ): Effect.Effect<Option.Option<Redacted.Redacted<string>>, InvalidOptions | ConfigError.ConfigError> => {
   if (given !== undefined) {
-    return Redacted.value(given).trim() === "" ? Effect.fail(emptyToken("adminToken")) : Effect.succeed(Option.some(given))
+    return Redacted.value(given).trim() === ""
+      ? Effect.fail(emptyToken("adminToken"))
+      : Effect.succeed(Option.some(given))
   }
   return Effect.flatMap(Config.option(Config.redacted("RESILIENCE_ADMIN_TOKEN")), (token) =>
     Option.isSome(token) && Redacted.value(token.value).trim() === ""
@@ -230,7 +242,9 @@ const sseEvent = (event: string, data: unknown): string => `event: ${event}\ndat
 const eventStream = (health: Health.HealthService, resolved: Resolved): Stream.Stream<string> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     // A change, or `Refresh`: the set of dependencies changed (a registration is no change).
-    const queue = yield* Effect.acquireRelease(Queue.unbounded<StreamChange | Refresh>(), Queue.shutdown)
+    // Bounded: a client that cannot keep up loses its oldest changes, never the fresh status
+    // that follows them.
+    const queue = yield* Effect.acquireRelease(Queue.sliding<StreamChange | Refresh>(1024), Queue.shutdown)
     const registry = yield* health.subscribe
     yield* registry.pipe(Stream.runForEach((change) => Queue.offer(queue, change)), Effect.forkScoped)
 
@@ -409,7 +423,10 @@ export const router = (
       const isReady = status.health !== "Critical" && status.health !== "Emergency"
       return isReady
         ? json({ ready: true, health: status.health, serviceLevel: status.serviceLevel })
-        : json({ ready: false, health: status.health, serviceLevel: status.serviceLevel, ...notReadyReason(status) }, 503)
+        : json(
+          { ready: false, health: status.health, serviceLevel: status.serviceLevel, ...notReadyReason(status) },
+          503
+        )
     })
 
     const summary = Effect.flatMap(health.status, (status) =>
@@ -418,18 +435,22 @@ export const router = (
           health: status.health,
           serviceLevel: status.serviceLevel,
           readOnly: status.readOnly,
-          dependencies: Object.fromEntries(status.dependencies.map((dependency) => [dependency.name, dependency.state])),
+          dependencies: Object.fromEntries(
+            status.dependencies.map((dependency) => [dependency.name, dependency.state])
+          ),
           breakers
         })))
 
     const resilience = Effect.map(health.status, (status) => json(encodeStatus(status)))
 
-    const stream = Effect.sync(() =>
-      HttpServerResponse.stream(Stream.encodeText(eventStream(health, resolved)), {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-      })
-    )
+    const streamHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    const stream = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+      request.method === "HEAD"
+        ? HttpServerResponse.empty({ status: 200, headers: { ...streamHeaders, "content-type": "text/event-stream" } })
+        : HttpServerResponse.stream(Stream.encodeText(eventStream(health, resolved)), {
+          contentType: "text/event-stream",
+          headers: streamHeaders
+        }))
 
     const metrics = Effect.map(
       Effect.serviceOption(MetricsExposition),
@@ -508,13 +529,29 @@ export const router = (
           const report = yield* health.forceRecovery
           yield* logAdmin(
             "Info",
-            `HealthHttp: admin force-recovery: ${report.passed.length} checks passed, ${report.failed.length} failed, ${report.halfOpened.length} breakers half-opened`,
+            `HealthHttp: admin force-recovery: ${report.passed.length} checks passed, ${report.failed.length} ` +
+              `failed, ${report.halfOpened.length} breakers half-opened`,
             { action, outcome: "done" }
           )
           return json({ action, ...report })
         })
       )
     })
+
+    // Any other admin path: behind the same gate, so that probing reveals nothing without the token.
+    const otherAdmin = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      guarded(
+        resolved,
+        expectedDigest,
+        "unknown",
+        undefined,
+        Effect.succeed(refusal(404, "UnknownAdminRoute", `no admin route at ${request.url}`, {
+          routes: [
+            "POST /admin/circuit-breaker/:name/{force-open,force-closed,half-open,reset}",
+            "POST /admin/resilience/force-recovery"
+          ]
+        }))
+      ))
 
     const routes = HttpRouter.fromIterable([
       onPath("/health/live", ["GET"], Effect.succeed(live)),
@@ -525,7 +562,8 @@ export const router = (
       onPath("/metrics", ["GET"], metrics),
       onPath("/dashboard", ["GET"], Effect.succeed(page)),
       HttpRouter.makeRoute("*", "/admin/circuit-breaker/:name/:action", breakerAdmin),
-      HttpRouter.makeRoute("*", "/admin/resilience/:action", resilienceAdmin)
+      HttpRouter.makeRoute("*", "/admin/resilience/:action", resilienceAdmin),
+      HttpRouter.makeRoute("*", "/admin/*", otherAdmin)
     ])
     return resolved.prefix === "" ? routes : HttpRouter.prefixAll(routes, resolved.prefix as HttpRouter.PathInput)
   })
