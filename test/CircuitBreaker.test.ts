@@ -491,6 +491,61 @@ describe("CircuitBreaker", () => {
         expect(yield* Ref.get(answered)).toBe(false)
       }))
 
+    describe("on the live clock (one timer and an observer of the probe)", () => {
+      const liveBreaker = (probePatience: Duration.DurationInput) =>
+        Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({
+            name: uniqueName("patience-live"),
+            failureThreshold: 1,
+            successThreshold: 1,
+            // A probe holds its permit for one open duration: long enough for a loaded machine.
+            resetTimeout: "300 millis",
+            probePatience
+          })
+          yield* fail(breaker)
+          yield* Effect.sleep("310 millis")
+          expect(yield* breaker.state).toBe("HalfOpen")
+          return breaker
+        })
+
+      it.live("a probe slower than probePatience: its caller gets ProbePending, the probe still closes the breaker", () =>
+        Effect.gen(function*() {
+          const breaker = yield* liveBreaker("5 millis")
+          const release = yield* Deferred.make<void>()
+          const error = yield* breaker.protect(Effect.as(Deferred.await(release), "late")).pipe(Effect.flip)
+          expect(error).toMatchObject({ _tag: "CircuitBreakerOpen", reason: "ProbePending" })
+          expect((yield* breaker.metrics).probesInFlight).toBe(1)
+          yield* Deferred.succeed(release, undefined)
+          while ((yield* breaker.metrics).probesInFlight > 0) yield* Effect.sleep("1 milli")
+          expect(yield* breaker.state).toBe("Closed")
+          expect((yield* breaker.metrics).successfulCalls).toBe(1)
+        }))
+
+      it.live("a probe that ends within probePatience answers its caller, with its value or its failure", () =>
+        Effect.gen(function*() {
+          const breaker = yield* liveBreaker("10 seconds")
+          expect(yield* breaker.protect(Effect.as(Effect.sleep("2 millis"), "fresh"))).toBe("fresh")
+          expect(yield* breaker.state).toBe("Closed")
+          const failing = yield* liveBreaker("10 seconds")
+          expect(yield* fail(failing, "still down")).toBe("still down")
+          expect(yield* failing.state).toBe("Open")
+        }))
+
+      it.live("interrupting the caller while it waits interrupts the probe and gives its permit back", () =>
+        Effect.gen(function*() {
+          const breaker = yield* liveBreaker("10 seconds")
+          const started = yield* Deferred.make<void>()
+          const caller = yield* breaker.protect(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)).pipe(
+            Effect.fork
+          )
+          yield* Deferred.await(started)
+          yield* Fiber.interrupt(caller)
+          while ((yield* breaker.metrics).probesInFlight > 0) yield* Effect.sleep("1 milli")
+          expect((yield* breaker.metrics).interruptedCalls).toBe(1)
+          expect(yield* breaker.isCallPermitted).toBe(true)
+        }))
+    })
+
     it.effect("calls admitted while Closed are not subject to probePatience", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: uniqueName("patience-closed"), probePatience: "100 millis" })

@@ -4,9 +4,11 @@ import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
@@ -394,6 +396,47 @@ const cellOf = <A>(ref: Ref.Ref<A>): Cell<A> => {
 const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
   Context.get(fiber.currentDefaultServices, Clock.Clock)
 
+/** The clock of the default services, whose `sleep` is a plain timer. */
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+
+/**
+ * The exit of `fiber` if it ends within `millis`, else `undefined` (the fiber keeps running).
+ * On the live clock it is one timer and an observer of the fiber: `Effect.timeoutTo` would
+ * race two more fibers and interrupt the loser, which costs a probe's caller about a
+ * millisecond more than its patience. Any other clock (`TestClock`) gets `timeoutTo`.
+ */
+const awaitAtMost = <A, E>(
+  fiber: Fiber.RuntimeFiber<A, E>,
+  millis: number,
+  clock: Clock.Clock
+): Effect.Effect<Exit.Exit<A, E> | undefined> =>
+  clock !== liveClock
+    ? Effect.timeoutTo(Fiber.await(fiber), { duration: millis, onSuccess: (exit) => exit, onTimeout: () => undefined })
+    : Effect.async<Exit.Exit<A, E> | undefined>((resume) => {
+      let timer: ReturnType<typeof setTimeout> | undefined = undefined
+      let settled = false
+      const observer = (exit: Exit.Exit<A, E>) => {
+        if (settled) return
+        settled = true
+        if (timer !== undefined) clearTimeout(timer)
+        resume(Effect.succeed(exit))
+      }
+      fiber.addObserver(observer)
+      if (!settled) {
+        timer = setTimeout(() => {
+          if (settled) return
+          settled = true
+          fiber.removeObserver(observer)
+          resume(Effect.succeed(undefined))
+        }, millis)
+      }
+      return Effect.sync(() => {
+        settled = true
+        if (timer !== undefined) clearTimeout(timer)
+        fiber.removeObserver(observer)
+      })
+    })
+
 class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
   readonly [TypeId]: CB.TypeId = TypeId
   readonly name: string
@@ -511,20 +554,20 @@ class CircuitBreakerImpl<E> implements CB.CircuitBreaker {
     patience: number
   ): Effect.Effect<A, E2 | CircuitBreakerOpen, R> {
     const probeRun = this.run(fiber, clock, restore(effect), epoch, probe, startedAt)
+    const onTimeout = () =>
+      Effect.withFiberRuntime<A, CircuitBreakerOpen>((waiting) => {
+        const now = clockOf(waiting).unsafeCurrentTimeMillis()
+        const current = Machine.observeAt(this.cell.get(), now)[0]
+        const error = rejection(this.name, "ProbePending", Machine.retryAfter(current, now, this.config))
+        tracing.unsafeBreakerRejected(waiting, error)
+        return Effect.fail(error)
+      })
     return Effect.flatMap(Effect.forkDaemon(probeRun), (child) =>
       Effect.onInterrupt(
-        restore(Effect.timeoutTo(Fiber.await(child), {
-          duration: patience,
-          onSuccess: (exit): Effect.Effect<A, E2 | CircuitBreakerOpen> => exit,
-          onTimeout: () =>
-            Effect.withFiberRuntime<A, CircuitBreakerOpen>((waiting) => {
-              const now = clockOf(waiting).unsafeCurrentTimeMillis()
-              const current = Machine.observeAt(this.cell.get(), now)[0]
-              const error = rejection(this.name, "ProbePending", Machine.retryAfter(current, now, this.config))
-              tracing.unsafeBreakerRejected(waiting, error)
-              return Effect.fail(error)
-            })
-        })),
+        restore(Effect.map(
+          awaitAtMost(child, patience, clock),
+          (exit): Effect.Effect<A, E2 | CircuitBreakerOpen> => exit === undefined ? onTimeout() : exit
+        )),
         () => Fiber.interrupt(child)
       ).pipe(Effect.flatten))
   }
