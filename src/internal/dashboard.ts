@@ -61,7 +61,7 @@ h3 { font-size: 16px; margin: 0; overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: 13px; margin: 4px 0 8px; }
 dl.figures { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; margin: 6px 0; }
 dl.figures dt { color: var(--muted); }
-dl.figures dd { margin: 0; font-variant-numeric: tabular-nums; }
+dl.figures dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .breaker { border-top: 1px solid var(--line); padding-top: 8px; margin-top: 8px; }
 .breaker-head { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
 .actions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
@@ -163,6 +163,25 @@ const script = `
   var previousTotals = {}
   var transitions = []
   var tiles = {}
+
+  // The last state seen of each breaker, from the stream's breaker changes or from snapshots
+  // (a change the stream did not carry, e.g. while reconnecting, shows up once).
+  var breakerStates = {}
+  var dependencyOfBreaker = function (breaker) {
+    if (!previous) return null
+    var found = null
+    previous.dependencies.forEach(function (d) {
+      breakersOf(d).forEach(function (b) { if (b.name === breaker && found === null) found = d.name })
+    })
+    return found
+  }
+  var noteBreakerState = function (breaker, state, at, reason, dependency) {
+    var old = breakerStates[breaker]
+    breakerStates[breaker] = state
+    if (old === undefined || old === state) return
+    addTransition({ at: at, dependency: dependency || dependencyOfBreaker(breaker), subject: "breaker " + breaker,
+      from: stateLabel(old), to: stateLabel(state) + (reason ? " (" + reason + ")" : "") })
+  }
 
   var addTransition = function (entry) {
     transitions.unshift(entry)
@@ -316,6 +335,7 @@ const script = `
     var inState = figure(figures, "In state for", "time-in-state")
     var mttr = figure(figures, "MTTR", "mttr")
     var lastFailure = figure(figures, "Last failure", "last-failure")
+    var failover = figure(figures, "Last failover", "failover-time")
     tile.appendChild(figures)
     var breakerBox = el("div")
     tile.appendChild(breakerBox)
@@ -324,16 +344,22 @@ const script = `
     tile.appendChild(list)
     return {
       element: tile, badge: badge, meta: meta, rate: rate, calls: calls, inState: inState, mttr: mttr,
-      lastFailure: lastFailure, breakerBox: breakerBox, breakers: {}, transitions: list
+      lastFailure: lastFailure, failover: failover, breakerBox: breakerBox, breakers: {}, transitions: list
     }
   }
 
   var callsPerSecond = function (key, total, at) {
     var before = previousTotals[key]
-    previousTotals[key] = { total: total, at: at }
-    if (!before || typeof total !== "number" || at <= before.at) return before ? before.rate : undefined
-    var rate = Math.max(0, total - before.total) / ((at - before.at) / 1000)
-    previousTotals[key].rate = rate
+    if (typeof total !== "number") return undefined
+    if (!before || total < before.total) {
+      previousTotals[key] = { total: total, at: at, rate: undefined }
+      return undefined
+    }
+    // Snapshots close together (a fetch and the stream's first event) would give a noisy
+    // rate: keep the older one as the base until a second has passed.
+    if (at - before.at < 1000) return before.rate
+    var rate = (total - before.total) / ((at - before.at) / 1000)
+    previousTotals[key] = { total: total, at: at, rate: rate }
     return rate
   }
   var formatRate = function (rate) {
@@ -352,14 +378,6 @@ const script = `
     byId("operational").textContent = percent(status.operational)
     byId("updated").textContent = clock(at)
     byId("updated").setAttribute("datetime", new Date(at).toISOString())
-
-    var before = {}
-    if (previous) {
-      previous.dependencies.forEach(function (d) {
-        before[d.name] = d
-        breakersOf(d).forEach(function (b) { before["breaker:" + d.name + ":" + b.name] = b })
-      })
-    }
 
     var seen = {}
     var grid = byId("tiles")
@@ -390,6 +408,11 @@ const script = `
       tile.lastFailure.textContent = dependency.lastFailure ? clock(dependency.lastFailure.at) + " " +
         String(dependency.lastFailure.message) : "none"
 
+      var hasFailover = dependency.failoverTime !== undefined && dependency.failoverTime !== null
+      tile.failover.textContent = hasFailover ? duration(dependency.failoverTime) : "n/a"
+      tile.failover.hidden = !hasFailover
+      tile.failover.previousSibling.hidden = !hasFailover
+
       var sum = 0
       var known = false
       var kept = {}
@@ -413,11 +436,7 @@ const script = `
           sum += rate
           known = true
         }
-        var old = before["breaker:" + key]
-        if (old && old.state !== undefined && old.state !== b.state) {
-          addTransition({ at: at, dependency: name, subject: "breaker " + b.name, from: stateLabel(old.state),
-            to: stateLabel(state) })
-        }
+        noteBreakerState(String(b.name), state, at, null, name)
       })
       Object.keys(tile.breakers).forEach(function (b) {
         if (!kept[b]) {
@@ -442,6 +461,8 @@ const script = `
     var at = typeof change.at === "number" ? change.at : Date.now()
     if (change._tag === "SystemHealthChanged") {
       addTransition({ at: at, dependency: null, subject: "system", from: String(change.from), to: String(change.to) })
+    } else if (change._tag === "BreakerStateChanged") {
+      noteBreakerState(String(change.breaker), String(change.to), at, change.reason ? String(change.reason) : null)
     } else if (change._tag === "DependencyStateChanged") {
       addTransition({ at: at, dependency: String(change.name), subject: String(change.name), from: String(change.from),
         to: String(change.to) })
@@ -549,6 +570,7 @@ export const dashboardPage = (options: { readonly basePath: string }): string =>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; \
 style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'">
 <title>Resilience dashboard</title>
+<link rel="icon" href="data:,">
 <style>${style}</style>
 </head>
 <body data-base-path="${escapeAttribute(options.basePath)}" data-admin="off">
