@@ -29,7 +29,7 @@ import * as Health from "../src/Health.js"
 import * as HealthHttp from "../src/HealthHttp.js"
 import { MetricsExposition } from "../src/internal/metricsExposition.js"
 
-const TOKEN = "s3cret-admin-token-\u00e9"
+const TOKEN = "s3cret-admin-token_+/="
 
 interface LogLine {
   readonly level: string
@@ -647,8 +647,10 @@ describe("HealthHttp", () => {
         expect(body).toMatchObject({ _tag: "InvalidOptions", field: "maxBodyBytes" })
         const heartbeat = yield* Effect.flip(HealthHttp.router({ heartbeatInterval: "0 millis" }))
         expect(heartbeat).toMatchObject({ _tag: "InvalidOptions", field: "heartbeatInterval" })
-        const empty = yield* Effect.flip(HealthHttp.router({ adminToken: Redacted.make(" ") }))
-        expect(empty).toMatchObject({ _tag: "InvalidOptions", field: "adminToken" })
+        for (const token of ["", " ", "two words", "caf\u00e9", "line\n"]) {
+          const refused = yield* Effect.flip(HealthHttp.router({ adminToken: Redacted.make(token) }))
+          expect(refused).toMatchObject({ _tag: "InvalidOptions", field: "adminToken", received: "<redacted>" })
+        }
       }).pipe(withHealth()))
 
     it.live("HealthHttp.layerConfig reads the options through Config", () =>

@@ -102,23 +102,36 @@ const validate = (
     return { prefix, maxBodyBytes, heartbeatInterval, breakerScanInterval, adminToken }
   })
 
-const emptyToken = (field: string) =>
-  new InvalidOptions({ module: MODULE, field, expected: "a non-empty token", received: "<empty>" })
+/**
+ * A token a client can send in a header as it is: printable ASCII, no spaces (an
+ * `Authorization` header is Latin-1 and a space would end the token).
+ */
+const usableToken = /^[\x21-\x7e]+$/
 
-/** The token: the option, else `RESILIENCE_ADMIN_TOKEN`, else none (admin off). Never an empty one. */
+const checkToken = (
+  field: string,
+  token: Redacted.Redacted<string>
+): Effect.Effect<Option.Option<Redacted.Redacted<string>>, InvalidOptions> =>
+  usableToken.test(Redacted.value(token))
+    ? Effect.succeed(Option.some(token))
+    : Effect.fail(
+      new InvalidOptions({
+        module: MODULE,
+        field,
+        expected: "a non-empty token of printable ASCII characters without spaces",
+        // never the token itself
+        received: "<redacted>"
+      })
+    )
+
+/** The token: the option, else `RESILIENCE_ADMIN_TOKEN`, else none (admin off). */
 const resolveToken = (
   given: Redacted.Redacted<string> | undefined
-): Effect.Effect<Option.Option<Redacted.Redacted<string>>, InvalidOptions | ConfigError.ConfigError> => {
-  if (given !== undefined) {
-    return Redacted.value(given).trim() === ""
-      ? Effect.fail(emptyToken("adminToken"))
-      : Effect.succeed(Option.some(given))
-  }
-  return Effect.flatMap(Config.option(Config.redacted("RESILIENCE_ADMIN_TOKEN")), (token) =>
-    Option.isSome(token) && Redacted.value(token.value).trim() === ""
-      ? Effect.fail(emptyToken("RESILIENCE_ADMIN_TOKEN"))
-      : Effect.succeed(token))
-}
+): Effect.Effect<Option.Option<Redacted.Redacted<string>>, InvalidOptions | ConfigError.ConfigError> =>
+  given !== undefined
+    ? checkToken("adminToken", given)
+    : Effect.flatMap(Config.option(Config.redacted("RESILIENCE_ADMIN_TOKEN")), (token) =>
+      Option.isSome(token) ? checkToken("RESILIENCE_ADMIN_TOKEN", token.value) : Effect.succeed(token))
 
 // -----------------------------------------------------------------------------
 // responses
@@ -411,11 +424,11 @@ export const router = (
     const health = yield* Health.Health
     const exposition = yield* Effect.serviceOption(MetricsExposition)
     const expectedDigest = Option.map(adminToken, (token) => digest(Redacted.value(token)))
-    if (Option.isNone(adminToken)) {
-      yield* Effect.logInfo(
+    yield* Option.isNone(adminToken)
+      ? Effect.logInfo(
         "HealthHttp: admin routes are off (set RESILIENCE_ADMIN_TOKEN or the adminToken option to turn them on)"
       )
-    }
+      : Effect.logInfo(`HealthHttp: admin routes are on under ${resolved.prefix}/admin, behind the bearer token`)
 
     const live = json({ status: "live" })
 
