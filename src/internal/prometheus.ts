@@ -255,7 +255,8 @@ const merge = (collected: ResourceMetrics, registry: ReadonlyArray<Family>, time
       if (replacing !== undefined) {
         fromRegistry.delete(data.descriptor.name)
         const own = toMetricData(replacing, time)
-        metrics.push({ ...own, dataPoints: [...own.dataPoints, ...dataPoints] } as MetricData)
+        const all = [...own.dataPoints, ...dataPoints]
+        if (all.length > 0) metrics.push({ ...own, dataPoints: all } as MetricData)
       } else if (dataPoints.length > 0) {
         metrics.push({ ...data, descriptor: { ...data.descriptor, unit: "" }, dataPoints } as MetricData)
       }
