@@ -40,7 +40,7 @@ const program = Effect.gen(function*() {
 )
 
 describe("Prometheus with promtool", () => {
-  it.effect("the exposition of a program with breakers, a cache and health passes promtool check metrics, no lint", () =>
+  it.effect("a program's exposition with breakers, a cache and health passes promtool check metrics, no lint", () =>
     Effect.gen(function*() {
       const text = yield* program
       const samples = parseExposition(text)
