@@ -102,6 +102,7 @@ const closedWith = (breaker: CircuitBreaker.CircuitBreaker) => (calls: number): 
 const cases = Effect.gen(function*() {
   const lbClosed: Cell = { inFlight: 0, consecutiveFailures: 0, openUntil: 0 }
   const lbOpen: Cell = { inFlight: 0, consecutiveFailures: 0, openUntil: Date.now() + 3_600_000 }
+  const lbPromise: Cell = { inFlight: 0, consecutiveFailures: 0, openUntil: 0 }
 
   const closed = yield* CircuitBreaker.make({ name: "bench-closed" })
   const promised = yield* CircuitBreaker.make({ name: "bench-promise" })
@@ -252,6 +253,13 @@ const cases = Effect.gen(function*() {
       run: promiseLoop(Effect.void)
     },
     {
+      id: "runPromise.lbMask",
+      label: "await Effect.runPromise(lbMask(Effect.void))",
+      call: Effect.void,
+      run: promiseLoop(Effect.orDie(lbMask(lbPromise, Effect.void))),
+      verify: () => expect(lbPromise.inFlight === 0 && lbPromise.consecutiveFailures === 0, "lbMask's cell is off")
+    },
+    {
       id: "runPromise.protect",
       label: "await Effect.runPromise(breaker.protect(Effect.void))",
       call: Effect.void,
@@ -326,6 +334,12 @@ export const suite: Suite = {
         "runPromise.protect",
         "runPromise.void"
       )
+      const runPromiseBound = ratio(
+        measurements,
+        "runPromise(lbMask(void)) / runPromise(void): the lower bound of that ratio",
+        "runPromise.lbMask",
+        "runPromise.void"
+      )
       const timeoutRatio = ratio(
         measurements,
         "Timeout.timeout / Effect.timeout, sync op",
@@ -344,6 +358,7 @@ export const suite: Suite = {
         ratio(measurements, "protect Open / cockatiel bridged Open", "protect.open", "cockatiel.open"),
         ratio(measurements, "protect Open / opossum bridged Open", "protect.open", "opossum.open"),
         runPromise,
+        runPromiseBound,
         timeoutRatio,
         make
       ]

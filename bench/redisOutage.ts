@@ -28,6 +28,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { PerformanceObserver } from "node:perf_hooks"
 import * as Cache from "../src/Cache.js"
 import * as RedisCache from "../src/Cache/Redis.js"
 import type * as CircuitBreaker from "../src/CircuitBreaker.js"
@@ -60,11 +61,13 @@ interface Timeline {
   readonly now: () => number
   /** `Date.now()` at the start of the phase, to place the breaker's transitions (epoch milliseconds). */
   readonly epoch: number
+  /** `performance.now()` at the start of the phase. */
+  readonly origin: number
 }
 
 const timeline = (): Timeline => {
   const origin = performance.now()
-  return { now: () => performance.now() - origin, epoch: Date.now() }
+  return { now: () => performance.now() - origin, epoch: Date.now(), origin }
 }
 
 /** One read as its caller saw it. */
@@ -194,7 +197,69 @@ interface RunResult {
   readonly changes: ReadonlyArray<CircuitBreaker.StateChange & { readonly atMillis: number }>
   /** Data commands the server processed from the frozen phase, counted after SIGCONT. */
   readonly serverCommands: number
+  /** GC pauses and late timers during the frozen phase, on the phase's timeline. */
+  readonly trace: ProcessTrace
 }
+
+/** One pause of the garbage collector (`kind`: V8's, e.g. minor = scavenge, major = mark-compact). */
+interface GcPause {
+  readonly start: number
+  readonly duration: number
+  readonly kind: string
+}
+
+const gcKinds: Record<number, string> = { 1: "major", 2: "minor", 4: "incremental", 8: "weakcb" }
+
+/** A timer of the event loop that fired late, with the CPU time the process used meanwhile. */
+interface Stall {
+  readonly start: number
+  readonly late: number
+  readonly cpu: number
+}
+
+/** What happened in the process besides the reads: GC pauses and late timers, on the phase's timeline. */
+interface ProcessTrace {
+  readonly gcPauses: ReadonlyArray<GcPause>
+  /** Every firing of the 2 ms timer. */
+  readonly ticks: ReadonlyArray<Stall>
+}
+
+/**
+ * Records every GC pause while `effect` runs, and runs a plain 2 ms timer beside it: a timer
+ * that fires late while the process used little CPU meanwhile means the process was not
+ * scheduled (the machine), one that fires late after a burst of CPU means work in the process.
+ */
+const observingProcess = <A, E>(origin: number, effect: Effect.Effect<A, E>): Effect.Effect<[A, ProcessTrace], E> =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const gcPauses: Array<GcPause> = []
+      const ticks: Array<Stall> = []
+      const observer = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          const kind = (entry as { readonly detail?: { readonly kind?: number } }).detail?.kind ?? 0
+          gcPauses.push({ start: entry.startTime - origin, duration: entry.duration, kind: gcKinds[kind] ?? String(kind) })
+        }
+      })
+      observer.observe({ entryTypes: ["gc"] })
+      const probe = { timer: undefined as NodeJS.Timeout | undefined }
+      const tick = (due: number, cpu: NodeJS.CpuUsage) => {
+        probe.timer = setTimeout(() => {
+          const now = performance.now()
+          const used = process.cpuUsage(cpu)
+          ticks.push({ start: due - origin, late: Math.max(0, now - due), cpu: (used.user + used.system) / 1000 })
+          tick(now + 2, process.cpuUsage())
+        }, 2)
+      }
+      tick(performance.now() + 2, process.cpuUsage())
+      return { observer, gcPauses, ticks, probe }
+    }),
+    ({ gcPauses, ticks }) => Effect.map(effect, (a): [A, ProcessTrace] => [a, { gcPauses, ticks }]),
+    ({ observer, probe }) =>
+      Effect.sync(() => {
+        observer.disconnect()
+        clearTimeout(probe.timer)
+      })
+  )
 
 /** One rate: a fresh resilient cache over a fresh Redis layer, healthy traffic, then frozen traffic. */
 const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknown> =>
@@ -235,10 +300,13 @@ const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknow
     const before = yield* commandsProcessed(server)
     clock = timeline()
     const firstFrozenCall = allCalls.length
-    const frozen = yield* Effect.acquireUseRelease(
-      Effect.sync(() => server.stop()),
-      () => traffic(read, rate, frozenMillis, clock),
-      () => Effect.sync(() => server.cont())
+    const [frozen, trace] = yield* observingProcess(
+      clock.origin,
+      Effect.acquireUseRelease(
+        Effect.sync(() => server.stop()),
+        () => traffic(read, rate, frozenMillis, clock),
+        () => Effect.sync(() => server.cont())
+      )
     )
     const after = yield* settledCommands(server)
     const epoch = clock.epoch
@@ -247,7 +315,8 @@ const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknow
       frozen,
       calls: allCalls.slice(firstFrozenCall),
       changes: changes.slice(healthyChanges).map((change) => ({ ...change, atMillis: change.at - epoch })),
-      serverCommands: after - before
+      serverCommands: after - before,
+      trace
     }
   }))
 
@@ -258,8 +327,12 @@ const seconds = (millis: number): string => `${(millis / 1000).toFixed(2)} s`
 /** Figures, targets and notes of one rate. */
 const analyse = (result: RunResult) => {
   const { calls, changes, frozen, rate } = result
-  // A transition's time is whole milliseconds of `Date.now`: it happened before `at + 1`.
-  const opens = changes.filter((change) => change.to === "Open").map((change) => change.atMillis + 1)
+  // A transition's time is whole milliseconds of `Date.now`, placed on the reads' timeline
+  // (`performance.now`) through the phase's epoch, itself truncated: the transition happened
+  // within a millisecond either side of `at`. A read sent in that margin raced the transition
+  // (it could still be admitted while Closed and wait out the command timeout): reads count as
+  // "after opening" from `at + 2`.
+  const opens = changes.filter((change) => change.to === "Open").map((change) => change.atMillis + 2)
   const openedAt = opens[0]
   if (openedAt === undefined) {
     return Either.left(`at ${rate} reads/s the breaker never opened while the server was frozen`)
@@ -279,6 +352,19 @@ const analyse = (result: RunResult) => {
   }))
   const maxPerPeriod = Math.max(0, ...periods.map((period) => period.calls.length))
   const userWaits = afterOpening.filter((r) => r.latency >= commandTimeout * 0.9).length
+  // A read "met" a GC pause when the pause overlapped the time from its scheduled send to its answer.
+  const gcAfterOpening = result.trace.gcPauses.filter((pause) => pause.start + pause.duration >= openedAt)
+  const metGc = (r: Read) =>
+    gcAfterOpening.some((pause) => pause.start <= r.end && pause.start + pause.duration >= r.scheduled)
+  const slow = afterOpening.filter((r) => r.latency > 2)
+  // The plain timer beside the reads: late while the process used under a quarter of the time
+  // as CPU means the process was not running at all (the machine); otherwise work in the process.
+  const ticks = result.trace.ticks.filter((tick) => tick.start >= openedAt)
+  const stalls = ticks.filter((tick) => tick.late > 1)
+  const unscheduled = stalls.filter((tick) => tick.cpu < (tick.late + 2) / 4)
+  const metStall = (r: Read, among: ReadonlyArray<Stall>) =>
+    among.some((tick) => tick.start <= r.end && tick.start + tick.late >= r.scheduled)
+  const withoutGc = afterOpening.filter((r) => !metGc(r)).map((r) => r.latency)
   const id = (name: string) => `${rate}.${name}`
   const p99 = figure(id("p99"), `${rate} reads/s, after opening: p99`, percentile(latencies, 0.99), "ms")
   const max = figure(id("max"), `${rate} reads/s, after opening: max`, Math.max(...latencies), "ms")
@@ -314,6 +400,46 @@ const analyse = (result: RunResult) => {
       `${rate} reads/s, after opening: user reads waiting >= ${commandTimeout * 0.9} ms`,
       userWaits,
       "reads"
+    ),
+    figure(id("gc.pauses"), `${rate} reads/s, after opening: GC pauses`, gcAfterOpening.length, "pauses"),
+    figure(
+      id("gc.longest"),
+      `${rate} reads/s, after opening: longest GC pause`,
+      Math.max(0, ...gcAfterOpening.map((pause) => pause.duration)),
+      "ms"
+    ),
+    figure(
+      id("gc.total"),
+      `${rate} reads/s, after opening: GC pauses in all`,
+      gcAfterOpening.reduce((sum, pause) => sum + pause.duration, 0),
+      "ms"
+    ),
+    figure(id("slow"), `${rate} reads/s, after opening: reads over 2 ms`, slow.length, "reads"),
+    figure(id("slow.gc"), `${rate} reads/s, after opening: reads over 2 ms that met a GC pause`, slow.filter(metGc).length, "reads"),
+    figure(
+      id("slow.unscheduled"),
+      `${rate} reads/s, after opening: reads over 2 ms while the process was not running`,
+      slow.filter((r) => metStall(r, unscheduled)).length,
+      "reads"
+    ),
+    figure(
+      id("timer.p99"),
+      `${rate} reads/s, after opening: a plain 2 ms timer in the process, late by (p99)`,
+      percentile(ticks.map((tick) => tick.late), 0.99),
+      "ms"
+    ),
+    figure(
+      id("timer.unscheduled"),
+      `${rate} reads/s, after opening: that timer late > 1 ms while the process was not running`,
+      unscheduled.length,
+      "times"
+    ),
+    figure(id("timer.stalls"), `${rate} reads/s, after opening: that timer late > 1 ms`, stalls.length, "times"),
+    figure(
+      id("p99.noGc"),
+      `${rate} reads/s, after opening: p99 of reads that met no GC pause`,
+      percentile(withoutGc, 0.99),
+      "ms"
     ),
     figure(id("openPeriods"), `${rate} reads/s: open periods`, opens.length, "periods"),
     figure(id("probes"), `${rate} reads/s, after opening: reads sent to the server`, sentAfterOpening.length, "reads"),
@@ -372,7 +498,13 @@ const analyse = (result: RunResult) => {
       scheduledMillis: Math.round(r.scheduled * 10) / 10,
       lateMillis: Math.round(Math.max(0, r.sent - r.scheduled) * 1000) / 1000,
       latencyMillis: Math.round(r.latency * 1000) / 1000,
-      outcome: r.outcome
+      outcome: r.outcome,
+      metGcPause: metGc(r)
+    })),
+    gcPauses: gcAfterOpening.map((pause) => ({
+      startMillis: Math.round(pause.start * 10) / 10,
+      millis: Math.round(pause.duration * 100) / 100,
+      kind: pause.kind
     })),
     serverCommands: result.serverCommands,
     callsToRedisLayer: calls.length
