@@ -17,6 +17,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
+import * as keyedInternal from "./internal/keyedCircuitBreaker.js"
 import type { CircuitBreakerOpen } from "./internal/circuitBreakerOpen.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 
@@ -466,3 +467,114 @@ export const stateChangesMetric: Metric.Metric.Counter<number> = internal.stateC
  * @category metrics
  */
 export const callDurationMetric: Metric.Metric.Histogram<number> = internal.durationHistogram
+
+// -----------------------------------------------------------------------------
+// Keyed breakers
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const KeyedTypeId: unique symbol = keyedInternal.KeyedTypeId
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type KeyedTypeId = typeof KeyedTypeId
+
+/**
+ * One breaker per key (host, tenant, model), made on first use from the same options and
+ * named `<name>:<key>`, in a map bounded by `capacity` (least recently used evicted first) and
+ * `idleTimeToLive`. An evicted key leaves nothing behind: the next `get` makes a fresh,
+ * `Closed` breaker for it.
+ *
+ * Calls in flight are never cut: a key with calls in flight is not idle, and capacity evicts
+ * the least recently used key without calls in flight (only when every key has calls in flight
+ * is the least recently used one evicted anyway; its calls end and are recorded on the breaker
+ * they started on, which is then dropped).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyedCircuitBreaker {
+  readonly [KeyedTypeId]: KeyedTypeId
+  readonly name: string
+  /** The breaker of `key`, made on first use; concurrent first uses of a key get the same breaker. */
+  readonly get: (key: string) => Effect.Effect<CircuitBreaker>
+  /** Runs `effect` through the breaker of `key`. */
+  readonly protect: (
+    key: string
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerOpen, R>
+  /** The keys that have a breaker now, least recently used first. */
+  readonly keys: Effect.Effect<ReadonlyArray<string>>
+  /** How many keys have a breaker now. */
+  readonly size: Effect.Effect<number>
+  /** Drops the breaker of `key` (its subscriptions end); the next `get` makes a fresh one. */
+  readonly invalidate: (key: string) => Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace KeyedCircuitBreaker {
+  /**
+   * The options of `keyed`: a breaker's options (every key's breaker is made from them),
+   * plus the bounds of the map and how metrics are tagged.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Options<E = unknown> extends Omit<CircuitBreaker.Options<E>, "tagMetricsWithName"> {
+    /** Names the group; each key's breaker is named `<name>:<key>`. */
+    readonly name: string
+    /** The most keys holding a breaker at once (an integer >= 1, default 10,000). */
+    readonly capacity?: number | undefined
+    /**
+     * A key unused this long (no `get`, no call started or ended) is evicted: on the next
+     * `get` or read, and by a sweep every half of it in the keyed breaker's scope (default: never).
+     */
+    readonly idleTimeToLive?: Duration.DurationInput | undefined
+    /**
+     * Tags each key's breaker metrics with `breaker=<name>:<key>` (default `false`). Effect
+     * keeps a metric entry per distinct set of tags for the life of the process, so only the
+     * first `maxTaggedKeys` distinct keys are tagged; later keys report untagged, under the
+     * tags of the calling fiber (`Effect.tagMetrics`).
+     */
+    readonly tagMetricsWithKey?: boolean | undefined
+    /** The bound on tagged keys with `tagMetricsWithKey` (an integer >= 0, default 100). */
+    readonly maxTaggedKeys?: number | undefined
+  }
+}
+
+/**
+ * Makes a keyed breaker: one breaker per key, made on first use, bounded by `capacity` and
+ * `idleTimeToLive`. The breakers live in the current scope; closing it drops them all and
+ * ends their subscriptions. With a `Health` registry in the context, the keys are registered
+ * as one dependency under `name` (Operational while every key is closed, Down when every key
+ * is open, Degraded in between); the keys' breakers are not registered one by one. Fails with
+ * `InvalidOptions` naming the field when an option, of the group or of the breakers, is out of range.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "effect-resilience"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const hosts = yield* CircuitBreaker.keyed({
+ *     name: "upstream",
+ *     failureThreshold: 3,
+ *     capacity: 1000,
+ *     idleTimeToLive: "10 minutes"
+ *   })
+ *   return yield* Effect.succeed("ok").pipe(hosts.protect("api.example.com"))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const keyed: <E = unknown>(
+  options: KeyedCircuitBreaker.Options<E>
+) => Effect.Effect<KeyedCircuitBreaker, InvalidOptions, Scope.Scope> = keyedInternal.keyed
