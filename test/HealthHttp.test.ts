@@ -28,6 +28,7 @@ import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Health from "../src/Health.js"
 import * as HealthHttp from "../src/HealthHttp.js"
 import { MetricsExposition } from "../src/internal/metricsExposition.js"
+import * as Prometheus from "../src/Prometheus.js"
 
 const TOKEN = "s3cret-admin-token_+/="
 
@@ -622,6 +623,20 @@ describe("HealthHttp", () => {
         expect(first.body).toBe("# render 1\n")
         expect((yield* request(`${base}/metrics`)).body).toBe("# render 2\n")
       }).pipe(Effect.scoped, withHealth()))
+    it.live("GET /metrics serves Prometheus.layer's exposition, with the breaker forced open through admin", () =>
+      Effect.gen(function*() {
+        yield* breakerNamed("payments")
+        const exposition = yield* Layer.build(Prometheus.layer())
+        const base = yield* serve({ adminToken: Redacted.make(TOKEN) }).pipe(Effect.provide(exposition))
+        const before = yield* request(`${base}/metrics`)
+        expect(before.status).toBe(200)
+        expect(before.headers.get("content-type")).toBe(Prometheus.contentType)
+        expect(before.body).toMatch(/^effect_resilience_circuit_breaker_state\{[^}]*breaker="payments"[^}]*\} 0$/m)
+        yield* post(`${base}/admin/circuit-breaker/payments/force-open`, TOKEN)
+        const after = yield* request(`${base}/metrics`)
+        expect(after.body).not.toMatch(/^effect_resilience_circuit_breaker_state\{[^}]*breaker="payments"[^}]*\} 0$/m)
+      }).pipe(Effect.scoped, withHealth()))
+
     it.live("GET /dashboard is the HTML page, pointed at the prefix", () =>
       Effect.gen(function*() {
         const base = yield* serve({ prefix: "/ops" })
