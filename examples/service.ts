@@ -25,11 +25,13 @@ import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { Health } from "effect-resilience"
 import * as HealthHttp from "effect-resilience/HealthHttp"
+import * as Prometheus from "effect-resilience/Prometheus"
 import * as fs from "node:fs"
 import { createServer } from "node:http"
 import * as os from "node:os"
@@ -112,7 +114,12 @@ const main = Effect.gen(function*() {
 const program = Effect.gen(function*() {
   const { host, port } = yield* settings
   return yield* main.pipe(
-    Effect.provide(Health.layer({ checkInterval: Shop.checkInterval, critical: ["database"] })),
+    // The exposition is built over the registry: each scrape reads every dependency and breaker.
+    Effect.provide(
+      Prometheus.layer().pipe(
+        Layer.provideMerge(Health.layer({ checkInterval: Shop.checkInterval, critical: ["database"] }))
+      )
+    ),
     Effect.provide(NodeHttpServer.layer(createServer, { port, host }))
   )
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import * as http from "node:http"
+import { launch } from "../../examples/service/launch.js"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as Health from "../../src/Health.js"
 import * as Prometheus from "../../src/Prometheus.js"
@@ -90,4 +91,58 @@ describe("Prometheus scraping the exposition", () => {
       Effect.provide(Prometheus.layer().pipe(Layer.provideMerge(Health.layer()))),
       quiet
     ), 90_000)
+})
+
+/**
+ * The example service (`npm run example:service`) as a child process, scraped every second
+ * by a real Prometheus server: a breaker forced open through the admin endpoint shows in
+ * Prometheus's HTTP API, as its state (3, forced open) and as the system's health (2,
+ * Critical: the database is critical).
+ */
+const token = "prometheus-scrape-admin-token-41d8"
+
+const service = Effect.acquireRelease(
+  Effect.promise(() =>
+    launch({ RESILIENCE_ADMIN_TOKEN: token, SERVICE_TRAFFIC: "off", REDIS_URL: undefined, DATA_DIR: undefined })
+  ),
+  (running) => Effect.promise(() => running.stop())
+)
+
+const adminAction = (baseUrl: string, path: string) =>
+  Effect.promise(() =>
+    fetch(`${baseUrl}${path}`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((response) =>
+      response.status
+    )
+  )
+
+const only = (results: ReadonlyArray<{ readonly value: number }>) => results.length === 1 ? results[0]!.value : NaN
+
+describe("Prometheus scraping the example service", () => {
+  it.live("reads a breaker forced open through the admin endpoint back through Prometheus's HTTP API", () =>
+    Effect.gen(function*() {
+      const running = yield* service
+      const prometheus = yield* prometheusServer({ target: new URL(running.baseUrl).host })
+      const wait = (promql: string, value: number) =>
+        Effect.promise(() => prometheus.waitFor(promql, (results) => only(results) === value, 20_000))
+
+      // The target is up and the breaker closed.
+      yield* wait(`up{job="effect-resilience"}`, 1)
+      expect(yield* Effect.promise(() => prometheus.targetHealth())).toEqual({ health: "up", lastError: "" })
+      const closed = yield* wait(`effect_resilience_circuit_breaker_state{breaker="database"}`, 0)
+      expect(closed[0]!.metric).toMatchObject({ breaker: "database", dependency: "database" })
+      yield* wait(`effect_resilience_health_system`, 0)
+
+      // Forced open over HTTP: Prometheus reads 3 (forced open), and the system Critical (2).
+      expect(yield* adminAction(running.baseUrl, "/admin/circuit-breaker/database/force-open")).toBe(200)
+      const forced = yield* wait(`effect_resilience_circuit_breaker_state{breaker="database"}`, 3)
+      expect(forced[0]!.metric).toMatchObject({ breaker: "database", dependency: "database" })
+      yield* wait(`effect_resilience_health_system`, 2)
+      yield* wait(`effect_resilience_dependency_state{dependency="database"}`, 2)
+
+      // Reset: closed again, Healthy again.
+      expect(yield* adminAction(running.baseUrl, "/admin/circuit-breaker/database/reset")).toBe(200)
+      yield* wait(`effect_resilience_circuit_breaker_state{breaker="database"}`, 0)
+      yield* wait(`effect_resilience_health_system`, 0)
+      expect(running.output()).not.toContain(token)
+    }).pipe(Effect.scoped), { timeout: 120_000 })
 })
