@@ -18,7 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Health from "../Health.js"
-import { InvalidOptions } from "../InvalidOptions.js"
+import type { InvalidOptions } from "../InvalidOptions.js"
 import type * as Prometheus from "../Prometheus.js"
 import { stateValue } from "./circuitBreaker.js"
 import { Health as HealthTag } from "./healthRegistry.js"
@@ -177,8 +177,9 @@ const readRegistry = (health: Health.HealthService): Effect.Effect<ReadonlyArray
     for (const dependency of status.dependencies) {
       for (const breaker of dependency.breakers) {
         if (transitions.has(breaker.name)) continue
+        // By name: a dependency of that name answers with its own breaker, which may be another.
         const found = yield* Effect.option(health.breaker(breaker.name))
-        if (Option.isSome(found)) {
+        if (Option.isSome(found) && found.value.name === breaker.name) {
           const metrics = yield* found.value.metrics
           transitions.set(breaker.name, metrics.stateChanges)
         }
