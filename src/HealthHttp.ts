@@ -60,6 +60,43 @@ export interface Options {
 }
 
 /**
+ * A transition of a registered breaker, as `/health/stream` sends it in an `event: change`:
+ * `breaker` (its name), `from`, `to`, `at` (epoch milliseconds) and `reason`. It reaches the
+ * stream even when its dependency's state stays the same (`HalfOpen` to `Open`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BreakerStateChanged extends internal.BreakerStateChanged {}
+
+/**
+ * The `data` of an `event: change` on `/health/stream`, as JSON: a change of the registry
+ * (`SystemHealthChanged`, `DependencyStateChanged`) or of a breaker (`BreakerStateChanged`).
+ * Each is followed by an `event: status` whose `data` is `Health.Status.Encoded`.
+ *
+ * @example
+ * ```ts
+ * import type { Health } from "effect-resilience"
+ * import type * as HealthHttp from "effect-resilience/HealthHttp"
+ *
+ * declare const events: EventTarget // new EventSource("/health/stream") in a browser
+ *
+ * events.addEventListener("change", (event) => {
+ *   const change: HealthHttp.StreamChange = JSON.parse((event as MessageEvent).data)
+ *   if (change._tag === "BreakerStateChanged") console.log(change.breaker, change.from, "->", change.to)
+ * })
+ * events.addEventListener("status", (event) => {
+ *   const status: Health.Status.Encoded = JSON.parse((event as MessageEvent).data)
+ *   console.log(status.health, status.serviceLevel)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StreamChange = Health.HealthChange | BreakerStateChanged
+
+/**
  * The routes, built over the `Health` registry in the context (and the metrics exposition,
  * when one is there). Serve them with `HttpServer.serve`, or mount them in a router of
  * your own. Fails with `InvalidOptions` naming the option, or the variable when

@@ -225,17 +225,23 @@ const breakerStates = (
 // server-sent events
 // -----------------------------------------------------------------------------
 
-/** One change on the stream: of the registry, or of a breaker (which may leave its dependency's state as it was). */
-type StreamChange =
-  | Health.HealthChange
-  | {
-    readonly _tag: "BreakerStateChanged"
-    readonly breaker: string
-    readonly from: CircuitBreaker.State
-    readonly to: CircuitBreaker.State
-    readonly at: number
-    readonly reason: CircuitBreaker.TransitionReason
-  }
+/** @internal */
+export interface BreakerStateChanged {
+  readonly _tag: "BreakerStateChanged"
+  readonly breaker: string
+  readonly from: CircuitBreaker.State
+  readonly to: CircuitBreaker.State
+  readonly at: number
+  readonly reason: CircuitBreaker.TransitionReason
+}
+
+/**
+ * One change on the stream: of the registry, or of a breaker (which may leave its
+ * dependency's state as it was).
+ *
+ * @internal
+ */
+export type StreamChange = Health.HealthChange | BreakerStateChanged
 
 type Refresh = typeof refresh
 const refresh = Symbol.for("effect-resilience/HealthHttp/Refresh")
@@ -522,7 +528,7 @@ export const router = (
             breaker: name,
             outcome: "done"
           })
-          return json({ breaker: name, action, from, to })
+          return json({ breaker: breaker.name, action, from, to })
         })
       )
     })
