@@ -61,6 +61,7 @@ h3 { font-size: 16px; margin: 0; overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: 13px; margin: 4px 0 8px; }
 dl.figures { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; margin: 6px 0; }
 dl.figures dt { color: var(--muted); }
+[hidden] { display: none !important; }
 dl.figures dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .breaker { border-top: 1px solid var(--line); padding-top: 8px; margin-top: 8px; }
 .breaker-head { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
@@ -178,9 +179,21 @@ const script = `
   var noteBreakerState = function (breaker, state, at, reason, dependency) {
     var old = breakerStates[breaker]
     breakerStates[breaker] = state
+    if (old === state && reason) {
+      // A snapshot showed the transition before the stream's event for it: add the reason.
+      var seen = transitions.filter(function (t) { return t.breaker === breaker && t.state === state })[0]
+      if (seen && !seen.reason) {
+        seen.reason = reason
+        renderTransitions()
+      }
+      return
+    }
     if (old === undefined || old === state) return
     addTransition({ at: at, dependency: dependency || dependencyOfBreaker(breaker), subject: "breaker " + breaker,
-      from: stateLabel(old), to: stateLabel(state) + (reason ? " (" + reason + ")" : "") })
+      breaker: breaker, state: state, reason: reason, from: stateLabel(old), to: stateLabel(state) })
+  }
+  var describe = function (t) {
+    return t.from + " to " + t.to + (t.reason ? " (" + t.reason + ")" : "")
   }
 
   var addTransition = function (entry) {
@@ -199,7 +212,7 @@ const script = `
       var item = el("li", { "data-transition-subject": t.subject, "data-to": t.to })
       var when = el("time", { datetime: new Date(t.at).toISOString() }, clock(t.at))
       item.appendChild(when)
-      item.appendChild(document.createTextNode(" " + t.subject + ": " + t.from + " to " + t.to))
+      item.appendChild(document.createTextNode(" " + t.subject + ": " + describe(t)))
       list.appendChild(item)
     })
     Object.keys(tiles).forEach(function (name) { renderTileTransitions(name) })
@@ -214,8 +227,7 @@ const script = `
     mine.forEach(function (t) {
       var item = el("li")
       item.appendChild(el("time", { datetime: new Date(t.at).toISOString() }, clock(t.at)))
-      item.appendChild(document.createTextNode(" " + (t.subject === name ? "" : t.subject + ": ") + t.from +
-        " to " + t.to))
+      item.appendChild(document.createTextNode(" " + (t.subject === name ? "" : t.subject + ": ") + describe(t)))
       tile.transitions.appendChild(item)
     })
   }
@@ -401,7 +413,8 @@ const script = `
       tile.badge.setAttribute("data-color", colorOfDependency(dependency.state))
       tile.meta.textContent = String(dependency.kind) + (dependency.critical ? ", critical" : ", not critical") +
         (dependency.fallbackActive ? ", fallback active" : "") +
-        (dependency.recoveries ? ", " + dependency.recoveries + " recoveries" : "")
+        (dependency.recoveries ? ", " + dependency.recoveries + (dependency.recoveries === 1 ? " recovery" :
+          " recoveries") : "")
       tile.rate.textContent = percent(dependency.failureRate)
       tile.inState.textContent = duration(dependency.timeInState)
       tile.mttr.textContent = duration(dependency.mttr)
@@ -428,6 +441,12 @@ const script = `
         row.badge.setAttribute("data-color", colorOfBreaker(state))
         row.badge.setAttribute("data-forced", state === "ForcedOpen" || state === "ForcedClosed" ? "true" : "false")
         row.rate.textContent = b.failureRate === undefined ? "n/a" : percent(b.failureRate)
+        // The dependency's own and only breaker: its rate and calls are the tile's, shown once.
+        var same = b.name === name && breakers.length === 1
+        row.rate.hidden = same
+        row.rate.previousSibling.hidden = same
+        row.calls.hidden = same
+        row.calls.previousSibling.hidden = same
         var rate = callsPerSecond(key, b.totalCalls, at)
         row.calls.textContent = formatRate(rate)
         row.totals.textContent = b.totalCalls === undefined ? "n/a" : String(b.totalCalls) + " (" +
