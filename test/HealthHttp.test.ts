@@ -343,6 +343,21 @@ describe("HealthHttp", () => {
         expect(status.event.data.dependencies[0].state).toBe("Operational")
       }).pipe(Effect.scoped, withHealth()))
 
+    it.live("a lazy Open -> HalfOpen transition reaches the stream though no call observes it", () =>
+      Effect.gen(function*() {
+        const db = yield* CircuitBreaker.make({ name: "db", failureThreshold: 1, resetTimeout: "300 millis" })
+        yield* openIt(db)
+        const base = yield* serve({ breakerScanInterval: "100 millis" })
+        const stream = yield* openStream(`${base}/health/stream`)
+        const first = yield* stream.next((event) => event.event === "status")
+        expect(first.event.data.dependencies[0].state).toBe("Down")
+        // nobody calls or reads the breaker: the stream's own scan observes the elapsed open duration
+        const change = yield* stream.next((event) => event.event === "change" && event.data.breaker === "db", 0, 3000)
+        expect(change.event.data).toMatchObject({ from: "Open", to: "HalfOpen", reason: "OpenDurationElapsed" })
+        const status = yield* stream.next((event) => event.event === "status", change.index)
+        expect(status.event.data.dependencies[0].state).toBe("Degraded")
+      }).pipe(Effect.scoped, withHealth()))
+
     it.live("a breaker registered after the client connected is followed within the scan interval", () =>
       Effect.gen(function*() {
         const base = yield* serve({ breakerScanInterval: "100 millis" })
