@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Logger, LogLevel, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Layer, Logger, LogLevel, Metric, Scope, TestClock } from "effect"
 import * as Cache from "../src/Cache.js"
 import * as Chaos from "../src/Chaos.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
@@ -205,6 +205,20 @@ describe("Prometheus", () => {
         { name: "effect_resilience_circuit_breaker_state", labels: { breaker: tagged }, value: 1 }
       ])
     }).pipe(Effect.scoped, withRegistry(), quiet))
+
+  it.effect("two Effect metrics of one name and labels give one series; a counter that may go down is a gauge", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("twice").replace("-", "_")
+      yield* Metric.set(Metric.gauge(name, { description: "first" }), 1)
+      yield* Metric.set(Metric.gauge(name, { description: "second" }), 2)
+      const upDown = `${name}_queue_length`
+      yield* Metric.incrementBy(Metric.counter(upDown, { description: "may go down" }), 5)
+      yield* Metric.incrementBy(Metric.counter(upDown, { description: "may go down" }), -2)
+      const { samples, text } = yield* render
+      expect(samplesOf(samples, name)).toEqual([{ name, labels: {}, value: 1 }])
+      expect(text).toMatch(new RegExp(`^# TYPE ${upDown} gauge$`, "m"))
+      expect(valueOf(samples, upDown)).toBe(3)
+    }).pipe(Effect.provide(Prometheus.layer())))
 
   it.effect("health: false leaves the registry out; targetInfo adds a target_info series", () =>
     Effect.gen(function*() {
