@@ -173,25 +173,9 @@ const onPath = <E, R>(
 
 const encodeStatus = Schema.encodeSync(Health.Status)
 
-/**
- * The names of the breakers a snapshot mentions, each once, in order: a dependency lists
- * its breakers by name, or as records with a `name`.
- */
-const breakerNames = (status: Health.Status): ReadonlyArray<string> => {
-  const names = new Set<string>()
-  const add = (entry: unknown) => {
-    if (typeof entry === "string") names.add(entry)
-    else if (typeof entry === "object" && entry !== null && typeof (entry as { name?: unknown }).name === "string") {
-      names.add((entry as { name: string }).name)
-    }
-  }
-  for (const dependency of status.dependencies) {
-    for (const entry of dependency.breakers as ReadonlyArray<unknown>) add(entry)
-  }
-  const top = (status as { readonly breakers?: unknown }).breakers
-  if (Array.isArray(top)) for (const entry of top) add(entry)
-  return Array.from(names)
-}
+/** The names of the breakers a snapshot holds, each once, in order. */
+const breakerNames = (status: Health.Status): ReadonlyArray<string> =>
+  Array.from(new Set(status.dependencies.flatMap((dependency) => dependency.breakers.map((breaker) => breaker.name))))
 
 /** Why the system is not ready, in a sentence a person on call can act on. */
 const notReadyReason = (status: Health.Status): { readonly reason: string; readonly down: ReadonlyArray<string> } => {
@@ -207,18 +191,10 @@ const notReadyReason = (status: Health.Status): { readonly reason: string; reado
   return { reason, down: down.map((dependency) => dependency.name) }
 }
 
-const breakerStates = (
-  health: Health.HealthService,
-  status: Health.Status
-): Effect.Effect<Record<string, CircuitBreaker.State>> =>
-  Effect.map(
-    Effect.forEach(breakerNames(status), (name) =>
-      health.breaker(name).pipe(
-        Effect.flatMap((breaker) => breaker.state),
-        Effect.map((state) => [name, state] as const),
-        Effect.option
-      )),
-    (entries) => Object.fromEntries(entries.flatMap((entry) => Option.isSome(entry) ? [entry.value] : []))
+/** Each breaker's state in the snapshot, by name. */
+const breakerStates = (status: Health.Status): Record<string, CircuitBreaker.State> =>
+  Object.fromEntries(
+    status.dependencies.flatMap((dependency) => dependency.breakers.map((breaker) => [breaker.name, breaker.state]))
   )
 
 // -----------------------------------------------------------------------------
@@ -448,17 +424,14 @@ export const router = (
         )
     })
 
-    const summary = Effect.flatMap(health.status, (status) =>
-      Effect.map(breakerStates(health, status), (breakers) =>
-        json({
-          health: status.health,
-          serviceLevel: status.serviceLevel,
-          readOnly: status.readOnly,
-          dependencies: Object.fromEntries(
-            status.dependencies.map((dependency) => [dependency.name, dependency.state])
-          ),
-          breakers
-        })))
+    const summary = Effect.map(health.status, (status) =>
+      json({
+        health: status.health,
+        serviceLevel: status.serviceLevel,
+        readOnly: status.readOnly,
+        dependencies: Object.fromEntries(status.dependencies.map((dependency) => [dependency.name, dependency.state])),
+        breakers: breakerStates(status)
+      }))
 
     const resilience = Effect.map(health.status, (status) => json(encodeStatus(status)))
 
