@@ -230,7 +230,7 @@ const sseEvent = (event: string, data: unknown): string => `event: ${event}\ndat
 
 /**
  * The event stream of one client. Subscriptions are taken in the stream's scope before the
- * first status is read, so no change falls between the snapshot and the first change; the
+ * first status is read, so no change falls between the snapshot and the first change. The
  * scope closes when the client goes away (the server interrupts the response), ending every
  * fiber started here.
  */
@@ -274,8 +274,9 @@ const eventStream = (health: Health.HealthService, resolved: Resolved): Stream.S
           Effect.catchAll(() => Effect.void)
         ), { discard: true })
 
+    // Follow first, then read the snapshot sent first: no breaker's transition falls between.
+    yield* Effect.flatMap(health.status, follow)
     const first = yield* health.status
-    yield* follow(first)
     // Dependencies and breakers registered (or removed) later are found by a scan: a read of
     // the registry, which also observes lazy Open -> HalfOpen transitions.
     const members = yield* Ref.make(membersOf(first))
