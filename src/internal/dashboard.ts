@@ -62,6 +62,8 @@ h3 { font-size: 16px; margin: 0; overflow-wrap: anywhere; }
 dl.figures { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; margin: 6px 0; }
 dl.figures dt { color: var(--muted); }
 [hidden] { display: none !important; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 dl.figures dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .breaker { border-top: 1px solid var(--line); padding-top: 8px; margin-top: 8px; }
 .breaker-head { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
@@ -384,6 +386,11 @@ const script = `
     var banner = byId("system")
     banner.setAttribute("data-health", String(status.health))
     banner.setAttribute("data-service-level", String(status.serviceLevel))
+    if (byId("system-health").textContent !== String(status.health)) {
+      // Announced once per change of health (the banner itself refreshes every few seconds).
+      byId("announcer").textContent = "System health " + String(status.health) + ", service level " +
+        String(status.serviceLevel)
+    }
     byId("system-health").textContent = String(status.health)
     byId("service-level").textContent = String(status.serviceLevel)
     byId("read-only").textContent = status.readOnly ? "yes" : "no"
@@ -599,7 +606,7 @@ style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'n
 Connecting</span>
 </header>
 <main>
-  <section id="system" class="banner" data-health="unknown" aria-label="System health" aria-live="polite">
+  <section id="system" class="banner" data-health="unknown" aria-label="System health">
     <span>System health <strong id="system-health">unknown</strong></span>
     <span>Service level <strong id="service-level">unknown</strong></span>
     <span>Operational <span id="operational">n/a</span></span>
@@ -622,7 +629,8 @@ Connecting</span>
   <div id="tiles" class="tiles"></div>
 
   <h2>Recent transitions</h2>
-  <ol id="transitions" class="transitions" aria-live="polite"></ol>
+  <ol id="transitions" class="transitions"></ol>
+  <p id="announcer" class="visually-hidden" role="status" aria-live="polite"></p>
 </main>
 <footer>Live from the health stream; figures refresh on every change and every few seconds.</footer>
 <script>${script}</script>

@@ -50,14 +50,23 @@ const serveProgram = (prefix: string) =>
       HealthHttp.router({ prefix, adminToken: Redacted.make(TOKEN), heartbeatInterval: "1 second" }),
       registry
     )
+    let nodeServer: http.Server | undefined
     const server = yield* Layer.buildWithScope(
-      NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }),
+      NodeHttpServer.layer(() => (nodeServer = http.createServer()), { port: 0, host: "127.0.0.1" }),
       scope
     )
     yield* Layer.buildWithScope(HttpServer.serve(app).pipe(Layer.provide(Layer.succeedContext(server))), scope)
     const address = Context.get(server, HttpServer.HttpServer).address
     if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
-    return { base: `http://127.0.0.1:${address.port}${prefix}`, origin: `http://127.0.0.1:${address.port}`, health, db }
+    return {
+      base: `http://127.0.0.1:${address.port}${prefix}`,
+      origin: `http://127.0.0.1:${address.port}`,
+      health,
+      db,
+      payments,
+      /** Cuts every open connection, the event stream's included, as a restarting proxy would. */
+      dropConnections: () => nodeServer?.closeAllConnections()
+    }
   })
 
 /** The browser for one test, closed (and its profile removed) with the scope. */
@@ -186,6 +195,42 @@ describe("Dashboard in headless Chromium", () => {
       expect(requests.filter((url) => !onLoopback(url))).toEqual([])
       expect(requests.every((url) => url.startsWith(origin))).toBe(true)
       expect(errors).toEqual([])
+    }).pipe(Effect.scoped, quiet), 60_000)
+
+  it.live("reconnects after the stream is cut, shows what changed meanwhile, and stays live", () =>
+    Effect.gen(function*() {
+      const { base, dropConnections, payments } = yield* serveProgram("")
+      const chromium = yield* browser
+      const { errors, page } = yield* openDashboard(chromium, base)
+      yield* browse(() => page.locator("#connection[data-connection=\"live\"]").waitFor({ timeout: 5_000 }))
+
+      // the connection drops; payments is forced open while the page is not listening
+      yield* Effect.sync(dropConnections)
+      yield* payments.forceOpen
+      yield* browse(() => page.locator("#connection[data-connection=\"reconnecting\"]").waitFor({ timeout: 2_000 }))
+
+      // back live (the stream asks for a retry after 2 s), with the change it missed
+      yield* browse(() => page.locator("#connection[data-connection=\"live\"]").waitFor({ timeout: 6_000 }))
+      yield* browse(() =>
+        page.locator("section[data-dependency=\"payments\"][data-state=\"ForcedOpen\"]").waitFor({ timeout: 2_000 })
+      )
+      expect(yield* browse(() => page.locator("#transitions").textContent())).toContain(
+        "breaker payments: closed to forced open"
+      )
+
+      // and the new stream carries the next change as quickly as the first one did
+      const reset = yield* browse(() =>
+        fetch(`${base}/admin/circuit-breaker/payments/reset`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKEN}` }
+        })
+      )
+      expect(reset.status).toBe(200)
+      yield* browse(() =>
+        page.locator("section[data-dependency=\"payments\"][data-state=\"Closed\"]").waitFor({ timeout: 2_000 })
+      )
+      // the cut stream shows as a failed load in the console; nothing else may
+      expect(errors.filter((error) => !error.includes("net::ERR"))).toEqual([])
     }).pipe(Effect.scoped, quiet), 60_000)
 
   it.live("admin buttons appear with a token, act on the breaker server-side, and a refused token says 401", () =>
