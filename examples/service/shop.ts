@@ -328,7 +328,7 @@ export const make = (options: ShopOptions): Effect.Effect<
         ),
       ask: (prompt) =>
         responses.get(
-          prompt,
+          `answer:${prompt}`,
           // At CacheOnly (Emergency) no provider is asked: the cache answers, or no one.
           Health.atLeast("Limited", llm.complete(prompt)).pipe(
             Effect.map((answer) => answer.value),

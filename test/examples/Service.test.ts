@@ -77,6 +77,9 @@ describe("examples/service.ts over real HTTP", () => {
           orders: "Operational",
           llm: "Operational"
         })
+        const dashboard = yield* request(service, "/dashboard")
+        expect(dashboard.status).toBe(200)
+        expect(dashboard.body).toContain("<html")
         const fresh = yield* request(service, "/api/products/p1")
         expect(fresh.status).toBe(200)
         expect(fresh.body.product.name).toBe("kettle")
@@ -99,6 +102,11 @@ describe("examples/service.ts over real HTTP", () => {
         // Every LLM provider too: Emergency. Writes are queued, reads served stale.
         expect((yield* admin(service, "/admin/chaos/llm/outage", bearer)).status).toBe(200)
         yield* waitFor(service, (h) => h.health === "Emergency" && h.dependencies.llm === "Down", 15_000)
+        const metrics = yield* request(service, "/metrics")
+        expect(metrics.status).toBe(200)
+        expect(metrics.body).toMatch(/^effect_resilience_health_system 3$/m)
+        // Open (1), or half-open (2) for the moment a probe is refused once its open period is over.
+        expect(metrics.body).toMatch(/^effect_resilience_circuit_breaker_state\{breaker="database",[^}]*\} [12]$/m)
         const write = yield* request(service, "/api/orders", {
           method: "POST",
           body: JSON.stringify({ product: "p3", quantity: 2 })
