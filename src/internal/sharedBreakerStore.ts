@@ -276,7 +276,7 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
     })
     const subscribe = (channel: string, listener: (message: string) => void) =>
       Effect.acquireRelease(
-        Effect.suspend(() => {
+        Effect.sync(() => {
           let set = listeners.get(channel)
           let subscribed: Promise<unknown> | undefined
           if (set === undefined) {
@@ -286,11 +286,7 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
             subscribed = subscriber.subscribe(channel).catch(() => undefined)
           }
           set.add(listener)
-          // Waits for the subscription, within the connect timeout: a Redis that is down
-          // delays nothing longer, and the subscription is made when it returns.
-          return subscribed === undefined
-            ? Effect.void
-            : Effect.promise(() => subscribed).pipe(Effect.timeout(validated.connectTimeout), Effect.ignore)
+          return subscribed
         }),
         () =>
           Effect.sync(() => {
@@ -302,7 +298,16 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
               subscriber.unsubscribe(channel).catch(() => undefined)
             }
           })
-      ).pipe(Effect.asVoid)
+      ).pipe(
+        // Waits for the subscription, within the connect timeout (outside the acquisition, which
+        // cannot be interrupted): a Redis that is down delays nothing longer, and the
+        // subscription is made when it returns.
+        Effect.flatMap((subscribed) =>
+          subscribed === undefined
+            ? Effect.void
+            : Effect.promise(() => subscribed).pipe(Effect.timeout(validated.connectTimeout), Effect.ignore)
+        )
+      )
 
     const check = Effect.tryPromise({
       try: () => commands.ping(),
