@@ -502,6 +502,11 @@ const script = `
   var accept = function (status) {
     lastStatusAt = Date.now()
     renderStatus(status)
+    // A failed read said so; a good one puts back the stream's own state.
+    if (byId("connection").getAttribute("data-connection") === "error") {
+      if (source && source.readyState === 1) setConnection("live", "Live")
+      else setConnection("reconnecting", "Reconnecting")
+    }
   }
   var refresh = function () {
     return fetch(base + "/health/resilience", { cache: "no-store", credentials: "same-origin" })
