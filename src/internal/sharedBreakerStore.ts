@@ -218,27 +218,31 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
               log(Effect.logInfo(`shared breaker store ${role} connection restored`))
             }
           })
-          client.connect().catch(() => undefined)
-          return client
+          const connected = client.connect().catch(() => undefined)
+          return { client, connected }
         }),
-        (client) =>
+        ({ client }) =>
           Effect.sync(() => {
             client.disconnect(false)
           })
       )
-    const commands = yield* connect({
+    const { client: commands, connected } = yield* connect({
       ...base,
       commandTimeout: Duration.toMillis(validated.commandTimeout),
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false
     }, "command")
-    const subscriber = yield* connect({
+    const { client: subscriber } = yield* connect({
       ...base,
       maxRetriesPerRequest: null,
       enableOfflineQueue: true,
       autoResubscribe: true
     }, "subscriber")
+    // The first connection attempt only, within the connect timeout: commands sent right after
+    // the layer is built do not fail for a connection still in progress. When Redis does not
+    // answer, the layer is built all the same and the client reconnects in the background.
+    yield* Effect.promise(() => connected).pipe(Effect.timeout(validated.connectTimeout), Effect.ignore)
 
     commands.defineCommand(commandName, { numberOfKeys: 1, lua: script })
     const runScript = (commands as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[

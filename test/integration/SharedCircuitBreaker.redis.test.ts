@@ -4,6 +4,7 @@
  */
 import { describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import * as SharedCircuitBreaker from "../../src/CircuitBreaker/Redis.js"
@@ -181,6 +182,62 @@ describe("script (real Redis)", () => {
 
 const failing: Answer = { status: 503, delayMillis: 5 }
 
+describe("in this process", () => {
+  it.live("Redis not running at all: make returns within the connect timeout, calls run on the local breaker", () =>
+    Effect.gen(function*() {
+      const start = Date.now()
+      const breaker = yield* SharedCircuitBreaker.make({ name: uniqueName("down"), failureThreshold: 2 })
+      expect(Date.now() - start).toBeLessThan(1_500)
+      expect(yield* breaker.protect(Effect.succeed(1))).toBe(1)
+      yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
+      yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
+      // The local breaker opened on its own rule; no error of the store reached the caller.
+      const rejected = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
+      expect(rejected._tag).toBe("CircuitBreakerOpen")
+      expect((yield* breaker.shared).healthy).toBe(false)
+      const check = yield* Effect.flip(SharedCircuitBreaker.check)
+      expect(check._tag).toBe("SharedStoreUnavailable")
+    }).pipe(
+      Effect.scoped,
+      // A port nothing listens on.
+      Effect.provide(SharedCircuitBreaker.layer({ url: "redis://127.0.0.1:1", connectTimeout: "1 second" }))
+    ), 20_000)
+
+  it.live("the store's health check passes against a running Redis, and the breaker reports itself healthy", () =>
+    Effect.gen(function*() {
+      yield* SharedCircuitBreaker.check
+      const breaker = yield* SharedCircuitBreaker.make({ name: uniqueName("healthy") })
+      expect(yield* breaker.protect(Effect.succeed(1))).toBe(1)
+      expect((yield* breaker.shared).healthy).toBe(true)
+      expect(yield* breaker.state).toBe("Closed")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
+  it.live("reset clears the fleet's state; halfOpen ends the fleet's open period now", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("admin")
+      const breaker = yield* SharedCircuitBreaker.make({
+        name,
+        resetTimeout: "1 minute",
+        shared: { minimumCalls: 2, reportInterval: "20 millis" }
+      })
+      yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
+      yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
+      yield* Effect.sleep("200 millis")
+      expect(yield* breaker.state).toBe("Open")
+      yield* breaker.halfOpen
+      expect(yield* breaker.state).toBe("HalfOpen")
+      yield* breaker.reset
+      expect(yield* breaker.state).toBe("Closed")
+      expect(yield* Effect.promise(() => hget(name, "st"))).toBeNull()
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+})
+
 describe("several processes", () => {
   it.live("an opening on one process stops the others within syncInterval + commandTimeout (pub/sub: milliseconds)", () =>
     Effect.promise(async () => {
@@ -197,7 +254,7 @@ describe("several processes", () => {
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 5_000, breaker })
       )
-      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 20_000)))
+      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 60_000)))
       await sleep(300)
       dep.answer = (arrival) => arrival.worker === "p0" ? failing : healthy
       await waitUntil(async () => (await hget(name, "st")) === "o", 10_000, "the shared state to open")
@@ -317,7 +374,7 @@ describe("several processes", () => {
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 9_000, breaker })
       )
-      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 20_000)))
+      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 60_000)))
       await fleet[0]!.waitFor((line) => / Closed Open$/.test(line), 10_000)
       await sleep(2_000)
       expect(await hget(name, "st")).toBe("c")
@@ -354,7 +411,7 @@ describe("several processes", () => {
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         worker({ worker: name, target: dep.url, fibers: 25, durationMillis: 14_000, breaker })
       )
-      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 20_000)))
+      await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 60_000)))
       const calledBetween = (from: number, to: number) =>
         new Set(dep.arrivals.filter((a) => a.at > from && a.at < to).map((a) => a.worker)).size
       await sleep(500)
