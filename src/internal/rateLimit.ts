@@ -100,7 +100,8 @@ export const takeWindow = (
 // Effect shell
 // -----------------------------------------------------------------------------
 
-const rejectedCounter = counter(
+/** @internal */
+export const rejectedCounter = counter(
   "effect_resilience_rate_limit_rejected_total",
   "Calls rejected by a rate limiter in reject mode"
 )
@@ -115,7 +116,8 @@ const modeCheck: options.Check<"wait" | "reject"> = options.check(
   "\"wait\" or \"reject\""
 )
 
-const validate = (given: RateLimit.RateLimit.Options) =>
+/** @internal */
+export const validate = (given: RateLimit.RateLimit.Options) =>
   Effect.gen(function*() {
     const module = "RateLimit"
     const input = yield* options.object(module, given, true, "an object { limit, interval, algorithm?, mode?, name? }")

@@ -1,0 +1,368 @@
+/**
+ * A rate limit shared by every process that uses the same limiter name: `@effect/experimental`'s
+ * `RateLimiter` (its algorithms and errors) over a `RateLimiterStore` on Redis.
+ *
+ * The store runs the Lua scripts of `@effect/experimental`'s `RateLimiter/Redis` store, on a
+ * client this module owns: that store's own client has no error listener (ioredis then prints
+ * every connection error as unhandled) and queues commands while Redis is down, so a caller
+ * would wait for a server that does not answer. Ours fails fast (no offline queue, no resend,
+ * a command timeout) and reconnects in the background.
+ *
+ * @internal
+ */
+import * as RateLimiter from "@effect/experimental/RateLimiter"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { Redis, type RedisOptions } from "ioredis"
+import { InvalidOptions } from "../InvalidOptions.js"
+import type * as RateLimit from "../RateLimit.js"
+import type * as RateLimitRedis from "../RateLimit/Redis.js"
+import { withLabels } from "./metricLabels.js"
+import * as options_ from "./options.js"
+import * as rateLimit from "./rateLimit.js"
+import { withoutSecrets } from "./redisErrors.js"
+import * as redisUrl from "./redisUrl.js"
+
+const STORE = "RateLimit/Redis.layerStore"
+const MODULE = "RateLimit/Redis"
+
+/** @internal */
+export const storeDefaults = {
+  commandTimeout: Duration.millis(100),
+  connectTimeout: Duration.seconds(1),
+  maxReconnectDelay: Duration.millis(500),
+  keyPrefix: "effect-resilience:rate-limit:",
+  connectionName: "effect-resilience-rate-limit"
+} as const
+
+interface ValidatedStore {
+  readonly url: redisUrl.RedisUrl | undefined
+  readonly redis: RedisOptions
+  readonly commandTimeout: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly maxReconnectDelay: Duration.Duration
+  readonly keyPrefix: string
+  readonly connectionName: string
+}
+
+const anyString = options_.check(Schema.String, "a string")
+
+const validateStore = (options: RateLimitRedis.StoreOptions | undefined): Either.Either<ValidatedStore, InvalidOptions> =>
+  Either.gen(function*() {
+    const o = yield* options_.object(STORE, options, false)
+    const commandTimeout = yield* options_.duration(STORE, "commandTimeout", o.commandTimeout, storeDefaults.commandTimeout)
+    const connectTimeout = yield* options_.duration(STORE, "connectTimeout", o.connectTimeout, storeDefaults.connectTimeout)
+    const maxReconnectDelay = yield* options_.duration(
+      STORE,
+      "maxReconnectDelay",
+      o.maxReconnectDelay,
+      storeDefaults.maxReconnectDelay
+    )
+    const keyPrefix = yield* options_.field(STORE, "keyPrefix", o.keyPrefix, anyString, storeDefaults.keyPrefix)
+    const connectionName = yield* options_.field(
+      STORE,
+      "connectionName",
+      o.connectionName,
+      options_.nonEmptyString,
+      storeDefaults.connectionName
+    )
+    let url: redisUrl.RedisUrl | undefined = undefined
+    if (o.url !== undefined) {
+      const text: unknown = Redacted.isRedacted(o.url) ? Redacted.value(o.url) : o.url
+      if (typeof text !== "string") {
+        return yield* Either.left(
+          new InvalidOptions({
+            module: STORE,
+            field: "url",
+            expected: "a redis:// or rediss:// URL, as a string or a Redacted string",
+            received: text === null ? null : typeof text
+          })
+        )
+      }
+      url = yield* Either.mapLeft(redisUrl.parse(text), (refused) =>
+        new InvalidOptions({ module: STORE, field: "url", expected: refused.expected, received: redisUrl.redact(text) }))
+    }
+    const redis = o.redis ?? {}
+    if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
+      return yield* Either.left(
+        new InvalidOptions({ module: STORE, field: "redis", expected: "an object of ioredis options", received: redis })
+      )
+    }
+    return { url, redis, commandTimeout, connectTimeout, maxReconnectDelay, keyPrefix, connectionName }
+  })
+
+// The scripts of @effect/experimental's RateLimiter/Redis store (0.61), unchanged.
+const fixedWindowScript = `
+local key = KEYS[1]
+local tokens = tonumber(ARGV[1])
+local refillms = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local current = tonumber(redis.call("GET", key))
+
+if not current then
+  local nextpttl = refillms * tokens
+  redis.call("SET", key, tokens, "PX", nextpttl)
+  return { tokens, nextpttl }
+end
+
+local currentpttl = tonumber(redis.call("PTTL", key) or "0")
+local next = current + tokens
+if limit and next > limit then
+  return { next, currentpttl }
+end
+
+local nextpttl = currentpttl + (refillms * tokens)
+redis.call("SET", key, next, "PX", nextpttl)
+return { next, nextpttl }
+`
+
+const tokenBucketScript = `
+local key = KEYS[1]
+local last_refill_key = key .. ":refill"
+local tokens = tonumber(ARGV[1])
+local refill_ms = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local overflow = ARGV[5] == "1"
+local current = tonumber(redis.call("GET", key))
+local last_refill = tonumber(redis.call("GET", last_refill_key))
+
+if not current then
+  current = limit
+  last_refill = now
+  redis.call("SET", key, current)
+  redis.call("SET", last_refill_key, last_refill)
+end
+
+local elapsed = now - last_refill
+local refill_amount = math.floor(elapsed / refill_ms)
+if refill_amount > 0 then
+  current = math.min(current + refill_amount, limit)
+  last_refill = last_refill + (refill_amount * refill_ms)
+  redis.call("SET", last_refill_key, last_refill)
+end
+
+local next = current - tokens
+if next < 0 and not overflow then
+  redis.call("SET", key, current)
+  return next
+end
+
+redis.call("SET", key, next)
+return next
+`
+
+interface ScriptedRedis {
+  readonly effectResilienceFixedWindow: (
+    key: string,
+    tokens: number,
+    refillMillis: number,
+    limit?: number
+  ) => Promise<[number, number]>
+  readonly effectResilienceTokenBucket: (
+    key: string,
+    tokens: number,
+    refillMillis: number,
+    limit: number,
+    now: number,
+    overflow: 0 | 1
+  ) => Promise<number>
+}
+
+/**
+ * The store on a client of its own: fail fast (no offline queue, no resend, `commandTimeout`,
+ * also enforced around each command), reconnecting in the background forever with a backoff
+ * up to `maxReconnectDelay`. Connection errors are logged once per outage, without secrets.
+ *
+ * @internal
+ */
+export const makeStore = (
+  options?: RateLimitRedis.StoreOptions
+): Effect.Effect<RateLimiter.RateLimiterStore["Type"], InvalidOptions, Scope.Scope> =>
+  Effect.gen(function*() {
+    const validated = yield* validateStore(options)
+    const server = validated.url?.display ??
+      `redis://${validated.redis.host ?? "localhost"}:${validated.redis.port ?? 6379}`
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const log = (effect: Effect.Effect<void>) => {
+      runFork(Effect.annotateLogs(effect, { store: "rate-limit", server }))
+    }
+    const maxDelay = Duration.toMillis(validated.maxReconnectDelay)
+    const settings: RedisOptions = {
+      connectTimeout: Duration.toMillis(validated.connectTimeout),
+      connectionName: validated.connectionName,
+      retryStrategy: (times: number) => Math.min(maxDelay, 25 * 2 ** Math.min(times, 10)),
+      ...validated.redis,
+      commandTimeout: Duration.toMillis(validated.commandTimeout),
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      lazyConnect: true
+    }
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = validated.url === undefined ? new Redis(settings) : new Redis(validated.url.url, settings)
+        let lastError: string | undefined
+        client.on("error", (error: unknown) => {
+          const cleaned = withoutSecrets(error)
+          const message = cleaned instanceof Error ? cleaned.message : String(cleaned)
+          if (message !== lastError) {
+            lastError = message
+            log(Effect.logWarning(`rate limit store connection error: ${message}`))
+          }
+        })
+        client.on("ready", () => {
+          if (lastError !== undefined) {
+            lastError = undefined
+            log(Effect.logInfo("rate limit store connection restored"))
+          }
+        })
+        client.defineCommand("effectResilienceFixedWindow", { numberOfKeys: 1, lua: fixedWindowScript })
+        client.defineCommand("effectResilienceTokenBucket", { numberOfKeys: 1, lua: tokenBucketScript })
+        client.connect().catch(() => undefined)
+        return client
+      }),
+      (client) => Effect.sync(() => client.disconnect(false))
+    )
+    // Without an offline queue a command sent before the connection is ready fails: wait for it,
+    // at most `connectTimeout`. An unreachable server is not an error: calls meet
+    // `onStoreUnavailable` until the background reconnection succeeds.
+    yield* Effect.async<void>((resume) => {
+      if (client.status === "ready") return resume(Effect.void)
+      const done = () => {
+        client.off("ready", done)
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+      const timer = setTimeout(done, Duration.toMillis(validated.connectTimeout))
+      client.on("ready", done)
+      return Effect.sync(() => {
+        client.off("ready", done)
+        clearTimeout(timer)
+      })
+    })
+    const scripted = client as unknown as ScriptedRedis
+    // ioredis bounds a command by `commandTimeout` once sent; this bound covers the rest.
+    const bound = Duration.sum(validated.commandTimeout, Duration.millis(20))
+    const run = <A>(operation: string, command: () => Promise<A>) =>
+      Effect.tryPromise({
+        try: command,
+        catch: (cause) =>
+          new RateLimiter.RateLimitStoreError({
+            message: `rate limit store at ${server} did not answer ${operation}`,
+            cause: withoutSecrets(cause)
+          })
+      }).pipe(
+        Effect.timeoutFail({
+          duration: bound,
+          onTimeout: () =>
+            new RateLimiter.RateLimitStoreError({
+              message: `rate limit store at ${server} did not answer ${operation} within ${
+                Duration.format(validated.commandTimeout)
+              }`
+            })
+        })
+      )
+    return RateLimiter.RateLimiterStore.of({
+      fixedWindow: (options) =>
+        run("fixedWindow", () =>
+          scripted.effectResilienceFixedWindow(
+            `${validated.keyPrefix}${options.key}`,
+            options.tokens,
+            Duration.toMillis(options.refillRate),
+            options.limit
+          )),
+      tokenBucket: (options) =>
+        Effect.clockWith((clock) =>
+          run("tokenBucket", () =>
+            scripted.effectResilienceTokenBucket(
+              `${validated.keyPrefix}${options.key}`,
+              options.tokens,
+              Duration.toMillis(options.refillRate),
+              options.limit,
+              clock.unsafeCurrentTimeMillis(),
+              options.allowOverflow ? 1 : 0
+            ))
+        )
+    })
+  })
+
+/** @internal */
+export const layerStore = (
+  options?: RateLimitRedis.StoreOptions
+): Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions> =>
+  Layer.scoped(RateLimiter.RateLimiterStore, makeStore(options))
+
+// -----------------------------------------------------------------------------
+// Limiter
+// -----------------------------------------------------------------------------
+
+const storeFailureCheck: options_.Check<"admit" | "reject"> = options_.check(
+  Schema.Literal("admit", "reject"),
+  "\"admit\" or \"reject\""
+)
+
+/** @internal */
+export const make = (
+  input: RateLimitRedis.Options
+): Effect.Effect<RateLimit.RejectingRateLimiter, InvalidOptions, RateLimiter.RateLimiterStore> =>
+  Effect.gen(function*() {
+    if (typeof input === "object" && input !== null && "mode" in input && input.mode !== undefined) {
+      return yield* new InvalidOptions({
+        module: MODULE,
+        field: "mode",
+        expected: "no mode: a limit shared on Redis rejects (RateLimitExceeded) rather than waits",
+        received: input.mode
+      })
+    }
+    const { algorithm, interval, limit, name } = yield* rateLimit.validate(input)
+    const onStoreUnavailable = yield* options_.field(
+      MODULE,
+      "onStoreUnavailable",
+      input.onStoreUnavailable,
+      storeFailureCheck,
+      "admit"
+    )
+    const limiter = yield* RateLimiter.make
+    const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
+      rateLimit.rejectedCounter.unsafeUpdate(1, labels)
+    )
+    const reject = (retryAfter: Duration.Duration) =>
+      Effect.zipRight(
+        countRejected,
+        Effect.fail(new rateLimit.RateLimitExceeded({ limiter: name, limit, interval, retryAfter }))
+      )
+    // Refused while the store does not answer: retry after one interval, when the window has passed.
+    const whenUnavailable: Effect.Effect<void, rateLimit.RateLimitExceeded> = onStoreUnavailable === "admit"
+      ? Effect.void
+      : reject(interval)
+    const acquire: Effect.Effect<void, rateLimit.RateLimitExceeded> = limiter.consume({
+      algorithm,
+      onExceeded: "fail",
+      window: interval,
+      limit,
+      key: name
+    }).pipe(
+      Effect.matchEffect({
+        onFailure: (error) => error.reason === "Exceeded" ? reject(error.retryAfter) : whenUnavailable,
+        onSuccess: () => Effect.void
+      })
+    )
+    const result: RateLimit.RejectingRateLimiter = {
+      [rateLimit.TypeId]: rateLimit.TypeId,
+      name,
+      limit,
+      interval,
+      algorithm,
+      acquire,
+      run: (effect) => Effect.zipRight(acquire, effect)
+    }
+    return result
+  })
