@@ -29,6 +29,7 @@ import * as Health from "../src/Health.js"
 import * as HealthHttp from "../src/HealthHttp.js"
 import { MetricsExposition } from "../src/internal/metricsExposition.js"
 import * as Prometheus from "../src/Prometheus.js"
+import { makeRecordingTracer } from "./support/recordingTracer.js"
 
 const TOKEN = "s3cret-admin-token_+/="
 
@@ -470,10 +471,34 @@ describe("HealthHttp", () => {
           expect(yield* db.state).toBe("Closed")
           const refused = (yield* Ref.get(logs.lines)).filter((line) => line.annotations["outcome"] === "unauthorized")
           expect(refused.length).toBe(5)
-          expect(refused[0]!.annotations).toEqual({ action: "force-open", breaker: "db", outcome: "unauthorized" })
+          expect(refused[0]!.annotations).toEqual({
+            action: "force-open",
+            breaker: "db",
+            outcome: "unauthorized",
+            client: "127.0.0.1"
+          })
         }).pipe(Effect.scoped, withHealth(), Effect.provide(logs.layer))
         const everything = JSON.stringify(yield* Ref.get(logs.lines))
         expect(everything).not.toContain("s3cret")
+      }))
+
+    it.live("an admin request's span carries its action, breaker and outcome, never the token", () =>
+      Effect.gen(function*() {
+        const recording = makeRecordingTracer()
+        yield* Effect.gen(function*() {
+          yield* breakerNamed("db")
+          const base = yield* serve({ adminToken: Redacted.make(TOKEN) })
+          yield* post(`${base}/admin/circuit-breaker/db/force-open`, TOKEN)
+          yield* post(`${base}/admin/circuit-breaker/db/reset`, "wrong")
+        }).pipe(Effect.scoped, withHealth(), Effect.withTracer(recording.tracer))
+        const admin = recording.spans.filter((span) => span.attributeRecord["resilience.admin.action"] !== undefined)
+        expect(admin.map((span) => [
+          span.attributeRecord["resilience.admin.action"],
+          span.attributeRecord["resilience.name"],
+          span.attributeRecord["resilience.admin.outcome"],
+          span.attributeRecord["http.response.status_code"]
+        ])).toEqual([["force-open", "db", "done", 200], ["reset", "db", "unauthorized", 401]])
+        expect(JSON.stringify(recording.spans.map((span) => span.attributeRecord))).not.toContain("s3cret")
       }))
 
     it.live("an unknown breaker is a 404, an unknown action a 400, a GET a 405, all JSON", () =>

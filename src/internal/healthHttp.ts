@@ -336,12 +336,27 @@ const bearer = (authorization: string | undefined): string | undefined => {
   return match === null ? undefined : match[1]
 }
 
+/**
+ * Logs an admin request (with the client's address when the server knows it) and puts the
+ * same facts on the request's span, for an audit trail in logs and traces alike.
+ */
 const logAdmin = (
   level: "Info" | "Warning",
   message: string,
   annotations: { readonly action: string; readonly breaker?: string; readonly outcome: string }
 ) =>
-  (level === "Info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(Effect.annotateLogs(annotations))
+  Effect.flatMap(Effect.serviceOption(HttpServerRequest.HttpServerRequest), (request) => {
+    const client = Option.flatMap(request, (request) => request.remoteAddress)
+    const all = Option.isSome(client) ? { ...annotations, client: client.value } : annotations
+    return Effect.zipRight(
+      Effect.annotateCurrentSpan({
+        "resilience.admin.action": annotations.action,
+        "resilience.admin.outcome": annotations.outcome,
+        ...(annotations.breaker === undefined ? {} : { "resilience.name": annotations.breaker })
+      }),
+      (level === "Info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(Effect.annotateLogs(all))
+    )
+  })
 
 /**
  * The gate of every admin route, in order: admin off (404), wrong method (405), no or wrong
