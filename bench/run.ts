@@ -17,12 +17,21 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as breaker from "./breaker.js"
 import * as breakerMemory from "./breakerMemory.js"
+import * as keyedBreakers from "./keyedBreakers.js"
 import type { Settings, Suite, Target } from "./harness.js"
 import * as redisOutage from "./redisOutage.js"
 import * as redisThroughput from "./redisThroughput.js"
+import * as sharedBreaker from "./sharedBreaker.js"
 import { environment, printSuite, resultsDirectory, writeSuite } from "./report.js"
 
-const suites: ReadonlyArray<Suite> = [breaker.suite, breakerMemory.suite, redisThroughput.suite, redisOutage.suite]
+const suites: ReadonlyArray<Suite> = [
+  breaker.suite,
+  breakerMemory.suite,
+  redisThroughput.suite,
+  redisOutage.suite,
+  sharedBreaker.suite,
+  keyedBreakers.suite
+]
 
 /** Fixed here, not read from the environment, so every run measures the same way. */
 const settings: Settings = { warmupRounds: 2, rounds: 9, roundMillis: 60 }
