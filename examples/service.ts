@@ -22,6 +22,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -124,4 +125,21 @@ const program = Effect.gen(function*() {
   )
 })
 
-NodeRuntime.runMain(program)
+/** An error's own message (a configuration error with its variable), else the error as text. */
+const describe = (error: unknown): string =>
+  ConfigError.isConfigError(error)
+    ? String(error)
+    : typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : String(error)
+
+NodeRuntime.runMain(program.pipe(
+  // Settings that can never work (a bad REDIS_URL, a missing DATA_DIR, a taken PORT) are one
+  // line and exit code 1, without a stack.
+  Effect.catchAll((error) =>
+    Effect.zipRight(
+      Console.error(`the service cannot start: ${describe(error)}`),
+      Effect.sync(() => void (process.exitCode = 1))
+    )
+  )
+))

@@ -57,32 +57,45 @@ export const cache = (base: Cache.CacheService): Effect.Effect<{
   })
 
 /**
- * The database client `base`, and a switch that puts an outage in front of it: every
- * statement, and every connection reserved (the SQLite write-lock check included), is
- * refused as by a server that is down.
+ * A switch in front of a database client, and the function that puts it there once the
+ * client is made (the client may be made after the switch, in the background, when the
+ * database does not answer at start): every statement, and every connection reserved (the
+ * SQLite write-lock check included), is refused during an outage, as by a server that is
+ * down.
  */
-export const sql = (base: SqlClient.SqlClient): Effect.Effect<{
-  readonly client: SqlClient.SqlClient
+export const sql = (): {
+  readonly wrap: (base: SqlClient.SqlClient) => Effect.Effect<SqlClient.SqlClient>
   readonly outage: Switch
-}> =>
-  Effect.sync(() => {
-    // Read synchronously on every use: a statement is made by whichever client is in force.
-    let current = base
-    const client = new Proxy(base, {
-      apply: (_target, thisArg, args) => Reflect.apply(current, thisArg, args),
-      get: (_target, property) => Reflect.get(current, property)
+} => {
+  let base: SqlClient.SqlClient | undefined
+  // The faulty client in force, or `undefined` while the database is reachable.
+  let faulty: SqlClient.SqlClient | undefined
+  let down = false
+  const makeFaulty = (client: SqlClient.SqlClient) =>
+    Effect.map(Effect.orDie(Chaos.makeSql(client, endless)), ([made]) => {
+      faulty = made
     })
-    return {
-      client,
-      outage: {
-        outage: Effect.flatMap(Effect.orDie(Chaos.makeSql(base, endless)), ([faulty]) =>
-          Effect.sync(() => {
-            current = faulty
-          })),
-        recover: Effect.sync(() => {
-          current = base
-        }),
-        down: Effect.sync(() => current !== base)
-      }
+  return {
+    wrap: (client) =>
+      Effect.gen(function*() {
+        base = client
+        if (down) yield* makeFaulty(client)
+        // Read on every use: a statement is made by whichever client is in force.
+        return new Proxy(client, {
+          apply: (_target, thisArg, args) => Reflect.apply(faulty ?? client, thisArg, args),
+          get: (_target, property) => Reflect.get(faulty ?? client, property)
+        })
+      }),
+    outage: {
+      outage: Effect.suspend(() => {
+        down = true
+        return base === undefined ? Effect.void : makeFaulty(base)
+      }),
+      recover: Effect.sync(() => {
+        down = false
+        faulty = undefined
+      }),
+      down: Effect.sync(() => down)
     }
-  })
+  }
+}

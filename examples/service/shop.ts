@@ -211,11 +211,7 @@ const withoutCredentials = (url: string): string => {
  * Builds the shop in the scope: the cache, the database and its outbox, the provider server
  * and its client. Every dependency registers in the `Health` registry of the context.
  */
-export const make = (options: ShopOptions): Effect.Effect<
-  Shop,
-  unknown,
-  Scope.Scope | Health.Health
-> =>
+export const make = (options: ShopOptions) =>
   Effect.gen(function*() {
     // The cache: Redis when REDIS_URL says where, else memory; an outage switch in front.
     const baseCache = options.redisUrl === undefined
@@ -227,15 +223,10 @@ export const make = (options: ShopOptions): Effect.Effect<
 
     // The database: the embedded SQLite file, its client behind an outage switch.
     const filename = path.join(options.dataDir, "shop.sqlite")
-    let sqlSwitch: Outages.Switch | undefined
-    const client = Layer.effect(
-      SqlClient.SqlClient,
-      Effect.flatMap(SqlClient.SqlClient, (raw) =>
-        Effect.map(Outages.sql(raw), (switched) => {
-          sqlSwitch = switched.outage
-          return switched.client
-        }))
-    ).pipe(Layer.provide(Sqlite.layerClient({ filename })))
+    const sqlSwitch = Outages.sql()
+    const client = Layer.effect(SqlClient.SqlClient, Effect.flatMap(SqlClient.SqlClient, sqlSwitch.wrap)).pipe(
+      Layer.provide(Sqlite.layerClient({ filename }))
+    )
     const db = yield* Sql.makeConnecting(client, databaseOptions)
     yield* db.query(createTables)
     const outbox = yield* Outbox.make({
@@ -275,7 +266,7 @@ export const make = (options: ShopOptions): Effect.Effect<
     })
     const outages = new Map<string, Outages.Switch>([
       ["cache", cacheSwitch.outage],
-      ["database", sqlSwitch!],
+      ["database", sqlSwitch.outage],
       ["llm", providerSwitch(providerNames)],
       ...providerNames.map((name) => [name, providerSwitch([name])] as const)
     ])
@@ -346,4 +337,4 @@ export const make = (options: ShopOptions): Effect.Effect<
         )
     }
     return shop
-  })
+  }) satisfies Effect.Effect<Shop, unknown, Scope.Scope | Health.Health>
