@@ -304,8 +304,12 @@ export const make = <E = unknown>(
       else return
     }
 
+    // An exit is an effect: recording and returning it costs two steps, less than `onExit`.
     const viaLocal = <A, E1, R>(effect: Effect.Effect<A, E1, R>) =>
-      Effect.onExit(local.protect(effect), (exit) => Effect.sync(() => record(exit)))
+      Effect.flatMap(Effect.exit(local.protect(effect)), (exit) => {
+        record(exit)
+        return exit
+      })
 
     const reject = (reason: "Open" | "HalfOpenFull", retryAfterMillis: number) => {
       sharedRejections++
