@@ -54,11 +54,23 @@ interface ValidatedStore {
 
 const anyString = options_.check(Schema.String, "a string")
 
-const validateStore = (options: RateLimitRedis.StoreOptions | undefined): Either.Either<ValidatedStore, InvalidOptions> =>
+const validateStore = (
+  options: RateLimitRedis.StoreOptions | undefined
+): Either.Either<ValidatedStore, InvalidOptions> =>
   Either.gen(function*() {
     const o = yield* options_.object(STORE, options, false)
-    const commandTimeout = yield* options_.duration(STORE, "commandTimeout", o.commandTimeout, storeDefaults.commandTimeout)
-    const connectTimeout = yield* options_.duration(STORE, "connectTimeout", o.connectTimeout, storeDefaults.connectTimeout)
+    const commandTimeout = yield* options_.duration(
+      STORE,
+      "commandTimeout",
+      o.commandTimeout,
+      storeDefaults.commandTimeout
+    )
+    const connectTimeout = yield* options_.duration(
+      STORE,
+      "connectTimeout",
+      o.connectTimeout,
+      storeDefaults.connectTimeout
+    )
     const maxReconnectDelay = yield* options_.duration(
       STORE,
       "maxReconnectDelay",
@@ -87,7 +99,12 @@ const validateStore = (options: RateLimitRedis.StoreOptions | undefined): Either
         )
       }
       url = yield* Either.mapLeft(redisUrl.parse(text), (refused) =>
-        new InvalidOptions({ module: STORE, field: "url", expected: refused.expected, received: redisUrl.redact(text) }))
+        new InvalidOptions({
+          module: STORE,
+          field: "url",
+          expected: refused.expected,
+          received: redisUrl.redact(text)
+        }))
     }
     const redis = o.redis ?? {}
     if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {

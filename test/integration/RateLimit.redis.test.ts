@@ -69,7 +69,10 @@ const admittedAt = (child: Child): Array<number> =>
 const countIn = (times: ReadonlyArray<number>, from: number, to: number) =>
   times.filter((at) => at >= from && at < to).length
 
-/** Waits until every worker has made its limiter (loading takes seconds on a busy machine), then starts them together. */
+/**
+ * Waits until every worker has made its limiter (loading takes seconds on a busy machine),
+ * then starts them together.
+ */
 const startAll = async (all: ReadonlyArray<Child>): Promise<number> => {
   const deadline = Date.now() + 45_000
   while (!all.every((child) => child.lines().includes("ready"))) {
