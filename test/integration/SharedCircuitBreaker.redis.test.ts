@@ -3,8 +3,11 @@
  * (fixtures/sharedBreakerProcess.ts) calling one dependency on loopback.
  */
 import { describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import * as SharedCircuitBreaker from "../../src/CircuitBreaker/Redis.js"
@@ -210,6 +213,68 @@ describe("in this process", () => {
       expect(yield* breaker.protect(Effect.succeed(1))).toBe(1)
       expect((yield* breaker.shared).healthy).toBe(true)
       expect(yield* breaker.state).toBe("Closed")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
+  it.live("the backstop: an opening whose message is lost still reaches a process within syncInterval + commandTimeout", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("backstop")
+      const breaker = yield* SharedCircuitBreaker.make({
+        name,
+        resetTimeout: "1 minute",
+        shared: { minimumCalls: 1, syncInterval: "300 millis" }
+      })
+      expect(yield* breaker.state).toBe("Closed")
+      // Another process opens the shared state, publishing on a channel nobody listens to.
+      const redis = new Redis(server().url)
+      redis.defineCommand("shared", { numberOfKeys: 1, lua: decision.script })
+      const opened = yield* Effect.promise(() =>
+        (redis as Redis & { shared: (key: string, ...args: Array<string | number>) => Promise<unknown> }).shared(
+          keyOf(name),
+          ...["report", "elsewhere", 10_000, 10, 1, 0.5, 1, 60_000, 1, 60_000, 3, 60_000, "nobody-listens"],
+          0,
+          5
+        )
+      )
+      redis.disconnect()
+      expect(decision.decodeReply(opened)!.status).toBe("Open")
+      const start = Date.now()
+      while ((yield* breaker.state) !== "Open" && Date.now() - start < 2_000) yield* Effect.sleep("5 millis")
+      const took = Date.now() - start
+      console.log(`backstop: the opening was read after ${took} ms (bound 400 ms)`)
+      expect(yield* breaker.state).toBe("Open")
+      expect(took).toBeLessThanOrEqual(300 + 100)
+      const rejected = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
+      expect(rejected.reason).toBe("Open")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
+  it.live("two breakers of one name: an opening by one shows in the other's state and changes", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("pair")
+      const options: SharedCircuitBreaker.Options = {
+        name,
+        failureThreshold: 100,
+        resetTimeout: "1 minute",
+        shared: { minimumCalls: 3, reportInterval: "20 millis", syncInterval: "1 minute" }
+      }
+      const a = yield* SharedCircuitBreaker.make({ ...options, shared: { ...options.shared, processId: "a" } })
+      const b = yield* SharedCircuitBreaker.make({ ...options, shared: { ...options.shared, processId: "b" } })
+      const changes = yield* b.subscribe
+      for (let i = 0; i < 3; i++) yield* Effect.either(a.protect(Effect.fail(new Error("down"))))
+      const change = yield* Stream.runHead(changes)
+      expect(Option.map(change, (c) => [c.from, c.to])).toEqual(Option.some(["Closed", "Open"]))
+      expect(yield* b.state).toBe("Open")
+      const metrics = yield* b.metrics
+      expect(metrics.state).toBe("Open")
+      const rejected = yield* Effect.flip(b.protect(Effect.succeed(1)))
+      expect(rejected.reason).toBe("Open")
+      expect(Duration.toMillis(rejected.retryAfter)).toBeGreaterThan(50_000)
+      expect((yield* b.metrics).rejectedCalls).toBe(1)
     }).pipe(
       Effect.scoped,
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
