@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { launch, type RunningService } from "../../examples/service/launch.js"
+import { redisServer } from "../integration/redisServer.js"
 
 /**
  * `npm run example:service` as a child process on a free loopback port, driven over real
@@ -51,6 +52,16 @@ const waitFor = (service: RunningService, until: (health: Health) => boolean, wi
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
     }
     return yield* Effect.fail(new Error(`not reached within ${withinMillis} ms; last: ${JSON.stringify(last)}`))
+  })
+
+/** Waits until the service has printed `text` (its start-up lines follow the one launch waits for). */
+const printed = (service: RunningService, text: string) =>
+  Effect.gen(function*() {
+    const started = Date.now()
+    while (!service.output().includes(text) && Date.now() - started < 5_000) {
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+    }
+    expect(service.output()).toContain(text)
   })
 
 const withService = <A, E>(
@@ -186,7 +197,44 @@ describe("examples/service.ts over real HTTP", () => {
       Effect.gen(function*() {
         const chaos = yield* admin(service, "/admin/chaos/cache/outage", "Bearer anything")
         expect(chaos.status).toBe(404)
-        expect(service.output()).toContain("admin       off")
+        yield* printed(service, "admin       off")
         expect((yield* health(service)).health).toBe("Healthy")
       })), { timeout: 120_000 })
+
+  it.live("caches on the Redis of REDIS_URL, goes Degraded while it is killed and Healthy once it is back", () =>
+    Effect.gen(function*() {
+      const redis = yield* redisServer()
+      const password = "redis-url-password-93b1"
+      const url = `redis://:${password}@127.0.0.1:${redis.port}/0`
+      yield* withService({ REDIS_URL: url, RESILIENCE_ADMIN_TOKEN: token, SERVICE_TRAFFIC: "on" }, (service) =>
+        Effect.gen(function*() {
+          yield* printed(service, `cache       Redis at redis://127.0.0.1:${redis.port}/0`)
+          yield* waitFor(service, (h) => h.health === "Healthy", 10_000)
+          const read = yield* request(service, "/api/products/p4")
+          expect(read.status).toBe(200)
+          expect(yield* Effect.promise(() => redis.admin("EXISTS", "shop:product:p4"))).toBe(1)
+
+          // A real fault: the server is killed, the cache's breaker opens, reads still answer.
+          yield* Effect.promise(() => redis.kill())
+          yield* waitFor(service, (h) => h.health === "Degraded" && h.dependencies.cache === "Degraded", 15_000)
+          expect((yield* request(service, "/api/products/p4")).status).toBe(200)
+          yield* Effect.promise(() => redis.restart())
+          yield* waitFor(service, (h) => h.health === "Healthy", documentedRecovery + 5_000)
+          expect(service.output()).not.toContain(password)
+          expect(service.output()).not.toContain(token)
+        }))
+    }).pipe(Effect.scoped), { timeout: 180_000 })
+
+  it.live("does not start on settings that can never work: one line naming the variable, no secret", () =>
+    Effect.gen(function*() {
+      const failed = yield* Effect.flip(
+        Effect.tryPromise(() => launch({ REDIS_URL: "ftp://user:hunter2-secret@cache.internal:6379" }))
+      )
+      const message = String(failed.error)
+      expect(message).toContain("exited (1)")
+      expect(message).toContain("the service cannot start")
+      expect(message).toContain("url (REDIS_URL)")
+      expect(message).not.toContain("hunter2-secret")
+      expect(message).not.toMatch(/\n\s+at /)
+    }), { timeout: 120_000 })
 })
