@@ -216,5 +216,8 @@ describe("CircuitBreaker.keyed", () => {
       yield* Scope.close(scope, Exit.void)
       expect(Chunk.size(yield* Fiber.join(changes))).toBe(0)
       expect(yield* keyed.size).toBe(0)
+      // Used after its scope closed: a breaker still answers, but none is kept.
+      expect(yield* Effect.succeed(1).pipe(keyed.protect("late"))).toBe(1)
+      expect(yield* keyed.size).toBe(0)
     }))
 })

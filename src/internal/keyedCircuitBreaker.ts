@@ -209,6 +209,8 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
   readonly entries = new Map<string, Entry>()
   /** Keys whose metrics carry their own tag: at most `maxTaggedKeys`, for the life of the keyed breaker. */
   readonly tagged = new Set<string>()
+  /** Set when the scope closes: breakers made after that are handed out but not kept. */
+  closed = false
 
   constructor(readonly resolved: Resolved, readonly options: CB.CircuitBreaker.Options<any>) {
     this.name = resolved.name
@@ -291,7 +293,8 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
       const entry = new Entry(key, now)
       const made = Deferred.unsafeMake<KeyBreaker>(fiber.id())
       entry.made = made
-      this.entries.set(key, entry)
+      if (this.closed) entry.evicted = true
+      else this.entries.set(key, entry)
       const options = this.optionsFor(key)
       // Made outside the health registry's sight: the keys are registered as one group.
       const make = circuitBreaker.make(options).pipe(withoutHealth, Effect.orDie)
@@ -357,6 +360,7 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
     return Effect.suspend(() => {
       const evicted: Array<Entry> = []
       for (const entry of this.entries.values()) this.remove(entry, evicted)
+      this.closed = true
       return closeSubscriptions(evicted)
     })
   }
