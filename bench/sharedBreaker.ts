@@ -47,7 +47,14 @@ export const suite: Suite = {
       if (Either.isLeft(binary)) {
         const reason = "redis-server is not installed (Debian: apt-get install -y redis-server)"
         yield* Console.log(`${title}\n  skipped: ${reason}\n`)
-        return { name: "shared-breaker", title, measurements: [], figures: [], targets: [], details: { skipped: reason } }
+        return {
+          name: "shared-breaker",
+          title,
+          measurements: [],
+          figures: [],
+          targets: [],
+          details: { skipped: reason }
+        }
       }
       const server = yield* redisServer()
       const context = yield* Layer.build(SharedCircuitBreaker.layer({ url: server.url }))

@@ -156,7 +156,10 @@ const run = async (mode: "local" | "shared"): Promise<Summary> => {
     // Each local breaker probes once per open period of its own: fleet-wide, the probes of every
     // worker over the open periods of one.
     const probes = transitions.reduce((n, t) => n + t.filter(([, , from]) => from === "HalfOpen").length, 0)
-    const periods = transitions.reduce((n, t) => n + t.filter(([, , from, to]) => from === "Open" && to === "HalfOpen").length, 0)
+    const periods = transitions.reduce(
+      (n, t) => n + t.filter(([, , from, to]) => from === "Open" && to === "HalfOpen").length,
+      0
+    )
     probesPerOpenPeriod = periods === 0 ? undefined : probes / (periods / workers)
   }
   return { calls, stopSpread, probesPerOpenPeriod, callerErrors, exitCodes: runs.map((r) => r.code), probesByPeriod }
@@ -186,7 +189,8 @@ const main = async () => {
   console.log(
     `shared breaker: ${shared.calls} calls reached the dead dependency; last worker stopped ` +
       `${format(shared.stopSpread, 0)} ms after the first opened; probes per open period: ` +
-      `${format(shared.probesPerOpenPeriod, 2)} fleet-wide (min ${periods.length === 0 ? "n/a" : Math.min(...periods)}, ` +
+      `${format(shared.probesPerOpenPeriod, 2)} fleet-wide ` +
+      `(min ${periods.length === 0 ? "n/a" : Math.min(...periods)}, ` +
       `max ${periods.length === 0 ? "n/a" : Math.max(...periods)}, over ${periods.length} open periods)`
   )
   console.log(
@@ -200,7 +204,9 @@ const main = async () => {
   const errors = local.callerErrors + shared.callerErrors
   console.log(`caller errors: ${errors}`)
   const crashed = [...local.exitCodes, ...shared.exitCodes].some((code) => code !== 0)
-  if (crashed) console.log(`worker exit codes: local ${local.exitCodes.join(",")}, shared ${shared.exitCodes.join(",")}`)
+  if (crashed) {
+    console.log(`worker exit codes: local ${local.exitCodes.join(",")}, shared ${shared.exitCodes.join(",")}`)
+  }
   return errors === 0 && !crashed ? 0 : 1
 }
 

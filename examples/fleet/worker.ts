@@ -69,7 +69,8 @@ const program = Effect.gen(function*() {
     : yield* CircuitBreaker.make(options)
   const changes = yield* breaker.subscribe
   yield* Effect.forkScoped(
-    Stream.runForEach(changes, (change) => Effect.sync(() => print(`transition ${change.at} ${change.from} ${change.to}`)))
+    Stream.runForEach(changes, (change) =>
+      Effect.sync(() => print(`transition ${change.at} ${change.from} ${change.to}`)))
   )
   const call = Effect.gen(function*() {
     const probe = yield* SharedCircuitBreaker.currentProbe

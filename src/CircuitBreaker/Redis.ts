@@ -104,7 +104,10 @@ export interface SharedOptions {
   readonly window?: Duration.DurationInput | undefined
   /** Buckets of the window (default 10). */
   readonly buckets?: number | undefined
-  /** Opens the shared state when failures / calls over the window >= this (default: `failureRateThreshold`, else 0.5). */
+  /**
+   * Opens the shared state when failures / calls over the window >= this (default: the breaker's
+   * `failureRateThreshold`, else 0.5).
+   */
   readonly failureRateThreshold?: number | undefined
   /** Calls the fleet's window must hold before it can open (default: `minimumCalls`, else 10). */
   readonly minimumCalls?: number | undefined

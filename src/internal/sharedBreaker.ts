@@ -84,7 +84,10 @@ interface Validated {
   readonly successThreshold: number
 }
 
-const processIdCheck = options_.check(Schema.NonEmptyTrimmedString.pipe(Schema.pattern(/^\S+$/)), "a non-empty string without spaces")
+const processIdCheck = options_.check(
+  Schema.NonEmptyTrimmedString.pipe(Schema.pattern(/^\S+$/)),
+  "a non-empty string without spaces"
+)
 
 let instances = 0
 
@@ -323,7 +326,9 @@ export const make = <E = unknown>(
       return isFailure === undefined || isFailure(failure.value as E) ? "f" : "i"
     }
 
-    const probe = <A, E1, R>(effect: Effect.Effect<A, E1, R>): Effect.Effect<A, E1 | CircuitBreaker.CircuitBreakerOpen, R> =>
+    const probe = <A, E1, R>(
+      effect: Effect.Effect<A, E1, R>
+    ): Effect.Effect<A, E1 | CircuitBreaker.CircuitBreakerOpen, R> =>
       Effect.suspend(() => {
         if (localProbes >= validated.halfOpenMaxCalls) return reject("HalfOpenFull", 0)
         localProbes++
@@ -344,7 +349,8 @@ export const make = <E = unknown>(
                 : reject("HalfOpenFull", 0)
             }
             const lease: Probe = { breaker: name, epoch: reply.epoch, slot: reply.value }
-            return Effect.flatMap(Effect.exit(restore(Effect.locally(effect, currentProbeRef, Option.some(lease)))), (exit) => {
+            const asProbe = Effect.locally(effect, currentProbeRef, Option.some(lease))
+            return Effect.flatMap(Effect.exit(restore(asProbe)), (exit) => {
               localProbes--
               const outcome = outcomeOf(exit)
               fork(Effect.ignore(run("result", [reply.epoch, reply.value, outcome, reply.generation])))

@@ -222,7 +222,10 @@ export interface Reply {
   readonly remainingMillis: number
   /** `probe` (a lease was granted), `full` (every lease is held), `late`, `noquorum` or empty. */
   readonly extra: string
-  /** The slot granted (`probe`), the time until the earliest lease expires (`full`), the failing processes (`noquorum`). */
+  /**
+   * The slot granted (`probe`), the time until the earliest lease expires (`full`), the failing
+   * processes (`noquorum`).
+   */
   readonly value: number
   /** Probes granted in this epoch. */
   readonly granted: number

@@ -255,7 +255,8 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
     const run = (key: string, args: ReadonlyArray<string | number>): Effect.Effect<Reply, SharedStoreUnavailable> =>
       Effect.tryPromise({
         try: () => runScript(key, ...args),
-        catch: (cause) => new SharedStoreUnavailable({ server, operation: String(args[0]), cause: withoutSecrets(cause) })
+        catch: (cause) =>
+          new SharedStoreUnavailable({ server, operation: String(args[0]), cause: withoutSecrets(cause) })
       }).pipe(
         Effect.timeoutFail({
           duration: bound,

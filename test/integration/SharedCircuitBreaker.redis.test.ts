@@ -14,6 +14,7 @@ import * as SharedCircuitBreaker from "../../src/CircuitBreaker/Redis.js"
 import * as decision from "../../src/internal/sharedBreakerScript.js"
 import {
   type Answer,
+  type Arrival,
   type Dependency,
   fields,
   sleep,
@@ -40,7 +41,7 @@ afterEach(async () => {
   if (server().isRunning()) server().cont()
 })
 
-const dependency = async (answer: (arrival: { readonly worker: string; readonly probeEpoch: number | undefined }) => Answer) => {
+const dependency = async (answer: (arrival: Arrival) => Answer) => {
   const started = await startDependency(answer)
   dependencies.push(started)
   return started
@@ -89,7 +90,7 @@ describe("decisions (pure)", () => {
     expect(open).toEqual({ generation: "g", epoch: 5, status: "Open", openUntil: 1_250, fullUntil: 0 })
   })
 
-  it("routes: closed runs locally; a known open period is honoured even when Redis is down; half-open asks for a lease", () => {
+  it("routes: closed runs locally; a known open period holds when Redis is down; half-open asks for a lease", () => {
     const open: decision.Snapshot = { generation: "g", epoch: 1, status: "Open", openUntil: 2_000, fullUntil: 0 }
     expect(decision.route(decision.initialSnapshot, true, 0)).toEqual({ _tag: "Local" })
     expect(decision.route(open, false, 1_000)).toEqual({ _tag: "Reject", reason: "Open", retryAfterMillis: 1_000 })
@@ -147,7 +148,7 @@ describe("script (real Redis)", () => {
     }
   })
 
-  it("grants exactly halfOpenMaxCalls leases per open period, replaces an expired one, and a failed probe reopens", async () => {
+  it("grants halfOpenMaxCalls leases per open period, replaces an expired one, a failed probe reopens", async () => {
     const redis = connect()
     await redis.connect()
     try {
@@ -218,7 +219,7 @@ describe("in this process", () => {
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 20_000)
 
-  it.live("the backstop: an opening whose message is lost still reaches a process within syncInterval + commandTimeout", () =>
+  it.live("backstop: an opening whose message is lost reaches a process within syncInterval + commandTimeout", () =>
     Effect.gen(function*() {
       const name = uniqueName("backstop")
       const breaker = yield* SharedCircuitBreaker.make({
@@ -304,7 +305,7 @@ describe("in this process", () => {
 })
 
 describe("several processes", () => {
-  it.live("an opening on one process stops the others within syncInterval + commandTimeout (pub/sub: milliseconds)", () =>
+  it.live("an opening on one process stops the others within syncInterval + commandTimeout (pub/sub: ms)", () =>
     Effect.promise(async () => {
       const name = uniqueName("propagation")
       // Only p0's calls fail: the others succeed, and stop only because the fleet's state opened.
@@ -398,7 +399,14 @@ describe("several processes", () => {
         resetTimeout: "300 millis",
         shared: { minimumCalls: 10, probeLease: lease }
       }
-      const pa = worker({ worker: "pa", target: dep.url, fibers: 10, durationMillis: 30_000, callTimeoutMillis: 60_000, breaker })
+      const pa = worker({
+        worker: "pa",
+        target: dep.url,
+        fibers: 10,
+        durationMillis: 30_000,
+        callTimeoutMillis: 60_000,
+        breaker
+      })
       const pb = worker({ worker: "pb", target: dep.url, fibers: 10, durationMillis: 30_000, breaker })
       await waitUntil(
         () => dep.arrivals.some((a) => a.worker === "pa" && a.probeEpoch !== undefined),
@@ -434,7 +442,13 @@ describe("several processes", () => {
         name,
         failureThreshold: 5,
         resetTimeout: "1 second",
-        shared: { quorum: 2, minimumCalls: 10, failureRateThreshold: 0.01, window: "5 seconds", openDuration: "20 seconds" }
+        shared: {
+          quorum: 2,
+          minimumCalls: 10,
+          failureRateThreshold: 0.01,
+          window: "5 seconds",
+          openDuration: "20 seconds"
+        }
       }
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 9_000, breaker })
@@ -462,7 +476,7 @@ describe("several processes", () => {
       noCallerErrors(fleet)
     }), 60_000)
 
-  it.live("Redis killed, frozen and restarted mid-load: no caller error, local fallback, and the fleet converges after", () =>
+  it.live("Redis killed, frozen and restarted mid-load: no caller error, local fallback, convergence after", () =>
     Effect.promise(async () => {
       const name = uniqueName("outage")
       const healthy: Answer = { status: 200, delayMillis: 2 }
