@@ -192,6 +192,29 @@ describe("examples/service.ts over real HTTP", () => {
         expect(service.output()).not.toContain(token)
       })), { timeout: 120_000 })
 
+  it.live("fails over to beta while alpha is down (llm Degraded), and back to alpha once it answers again", () =>
+    withService({ RESILIENCE_ADMIN_TOKEN: token, SERVICE_TRAFFIC: "off" }, (service) =>
+      Effect.gen(function*() {
+        const ask = (prompt: string) =>
+          request(service, "/api/ask", { method: "POST", body: JSON.stringify({ prompt }) })
+        expect((yield* ask("one")).body.provider).toBe("alpha")
+        const down = yield* admin(service, "/admin/chaos/alpha/outage", `Bearer ${token}`)
+        expect(down.body).toEqual({ dependency: "alpha", action: "outage", down: true })
+        const failedOver = yield* ask("two")
+        expect(failedOver.body).toEqual({ answer: "beta answers: owt", provider: "beta", source: "Provider" })
+        yield* waitFor(service, (h) => h.dependencies.llm === "Degraded" && h.breakers.alpha === "Open", 5_000)
+        expect((yield* health(service)).health).toBe("Degraded")
+
+        yield* admin(service, "/admin/chaos/alpha/recover", `Bearer ${token}`)
+        // The group's check half-opens alpha; the next questions probe it and close it.
+        yield* waitFor(service, (h) => h.breakers.alpha === "HalfOpen", documentedRecovery)
+        let answeredBy = ""
+        for (let i = 0; i < 5 && answeredBy !== "alpha"; i++) answeredBy = (yield* ask(`again ${i}`)).body.provider
+        expect(answeredBy).toBe("alpha")
+        yield* ask("and again")
+        yield* waitFor(service, (h) => h.health === "Healthy" && h.breakers.alpha === "Closed", 5_000)
+      })), { timeout: 120_000 })
+
   it.live("turns the admin and chaos routes off without a token", () =>
     withService({ RESILIENCE_ADMIN_TOKEN: undefined, SERVICE_TRAFFIC: "off" }, (service) =>
       Effect.gen(function*() {
