@@ -11,6 +11,7 @@ import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import * as SharedCircuitBreaker from "../../src/CircuitBreaker/Redis.js"
+import * as Health from "../../src/Health.js"
 import * as decision from "../../src/internal/sharedBreakerScript.js"
 import {
   type Answer,
@@ -280,6 +281,29 @@ describe("in this process", () => {
       Effect.scoped,
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 20_000)
+
+  it.live("the store's check in Health: Operational with Redis, Down once Redis is killed, Operational after", () =>
+    Effect.gen(function*() {
+      const store = yield* SharedCircuitBreaker.Store
+      yield* Health.register({ name: "breaker-store", source: Health.fromCheck(store.check) })
+      const stateNow = Effect.map(Health.status, (status) =>
+        status.dependencies.find((dependency) => dependency.name === "breaker-store")?.state)
+      const waitFor = (state: string) =>
+        Effect.gen(function*() {
+          const start = Date.now()
+          while ((yield* stateNow) !== state && Date.now() - start < 5_000) yield* Effect.sleep("20 millis")
+          return yield* stateNow
+        })
+      expect(yield* waitFor("Operational")).toBe("Operational")
+      yield* Effect.promise(() => server().kill())
+      expect(yield* waitFor("Down")).toBe("Down")
+      yield* Effect.promise(() => server().restart())
+      expect(yield* waitFor("Operational")).toBe("Operational")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Health.layer({ checkInterval: "100 millis", checkTimeout: "100 millis" })),
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 30_000)
 
   it.live("reset clears the fleet's state; halfOpen ends the fleet's open period now", () =>
     Effect.gen(function*() {
