@@ -59,34 +59,35 @@ export const suite: Suite = {
           details: { skipped: reason }
         } satisfies SuiteResult
       }
-      // Warm the code paths (and the caches they fill) with a keyed breaker of its own, then drop it.
-      yield* Effect.scoped(Effect.gen(function*() {
-        const warm = yield* Effect.orDie(CircuitBreaker.keyed({ name: "bench-keyed-warmup", capacity: 1_000 }))
-        yield* streamKeys(warm, "warm", 0, 5_000)
-      }))
-
-      const baseline = yield* heapAfterGc(collect)
       const samples: Array<{ readonly keys: number; readonly alive: number; readonly heap: number }> = []
       let peakAlive = 0
       let cpu = 0
-      const afterIdle = yield* Effect.scoped(Effect.gen(function*() {
-        const keyed = yield* Effect.orDie(
-          CircuitBreaker.keyed({ name: "bench-keyed", capacity, idleTimeToLive })
-        )
-        for (let done = 0; done < keys; done += sampleEvery) {
-          const cpuStart = cpuMicros()
-          yield* streamKeys(keyed, "key", done, sampleEvery)
-          cpu += cpuMicros() - cpuStart
+      /** One run: every key through a fresh keyed breaker, sampled, then left idle past its time to live. */
+      const cycle = (prefix: string, sample: boolean) =>
+        Effect.scoped(Effect.gen(function*() {
+          const keyed = yield* Effect.orDie(
+            CircuitBreaker.keyed({ name: `bench-keyed-${prefix}`, capacity, idleTimeToLive })
+          )
+          for (let done = 0; done < keys; done += sampleEvery) {
+            const cpuStart = cpuMicros()
+            yield* streamKeys(keyed, prefix, done, sampleEvery)
+            if (!sample) continue
+            cpu += cpuMicros() - cpuStart
+            const alive = yield* keyed.size
+            peakAlive = Math.max(peakAlive, alive)
+            samples.push({ keys: done + sampleEvery, alive, heap: yield* heapAfterGc(collect) })
+          }
+          // Every key idle: the sweep (every half of idleTimeToLive) evicts them with no call made.
+          yield* Effect.sleep(Duration.sum(idleTimeToLive, Duration.seconds(1.5)))
+          const heap = yield* heapAfterGc(collect)
           const alive = yield* keyed.size
-          peakAlive = Math.max(peakAlive, alive)
-          samples.push({ keys: done + sampleEvery, alive, heap: yield* heapAfterGc(collect) })
-        }
-        // Every key idle: the sweep (every half of idleTimeToLive) evicts them with no call made.
-        yield* Effect.sleep(Duration.sum(idleTimeToLive, Duration.seconds(1.5)))
-        const heap = yield* heapAfterGc(collect)
-        const alive = yield* keyed.size
-        return { heap, alive }
-      }))
+          return { heap, alive }
+        }))
+      // A first, unmeasured run warms the code paths (compiled code is heap too) and the caches
+      // they fill; the baseline is taken after it.
+      yield* cycle("warm", false)
+      const baseline = yield* heapAfterGc(collect)
+      const afterIdle = yield* cycle("key", true)
 
       // Everything dropped, the keyed breaker included: what remains is the run's own noise (code, caches).
       const afterClose = yield* heapAfterGc(collect)

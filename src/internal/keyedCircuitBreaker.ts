@@ -206,7 +206,9 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
   readonly [KeyedTypeId]: CB.KeyedTypeId = KeyedTypeId
   readonly name: string
   /** Least recently used first. */
-  readonly entries = new Map<string, Entry>()
+  entries = new Map<string, Entry>()
+  /** The most entries held since the map was last rebuilt. */
+  highWater = 0
   /** Keys whose metrics carry their own tag: at most `maxTaggedKeys`, for the life of the keyed breaker. */
   readonly tagged = new Set<string>()
   /** Set when the scope closes: breakers made after that are handed out but not kept. */
@@ -294,7 +296,10 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
       const made = Deferred.unsafeMake<KeyBreaker>(fiber.id())
       entry.made = made
       if (this.closed) entry.evicted = true
-      else this.entries.set(key, entry)
+      else {
+        this.entries.set(key, entry)
+        if (this.entries.size > this.highWater) this.highWater = this.entries.size
+      }
       const options = this.optionsFor(key)
       // Made outside the health registry's sight: the keys are registered as one group.
       const make = circuitBreaker.make(options).pipe(withoutHealth, Effect.orDie)
@@ -342,6 +347,12 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
     return Effect.withFiberRuntime((fiber) => {
       const evicted: Array<Entry> = []
       this.expire(clockOf(fiber).unsafeCurrentTimeMillis(), evicted)
+      // A Map keeps the table it grew to after its entries are deleted: once most keys have
+      // gone idle, a copy gives that memory back.
+      if (this.entries.size * 4 < this.highWater) {
+        this.entries = new Map(this.entries)
+        this.highWater = this.entries.size
+      }
       return closeSubscriptions(evicted)
     })
   }
