@@ -300,11 +300,11 @@ export const make = <E = unknown>(
         pendingSuccesses++
         return
       }
+      // The same reading as a probe's outcome: interruptions and ignored errors are not
+      // reported, defects are failures; the local breaker's own rejections are not outcomes.
       const failure = Cause.failureOption(exit.cause)
-      if (Option.isNone(failure)) return // interrupted or a defect: counted by the local breaker only
-      if (isOwnRejection(failure.value, name)) return
-      if (isFailure === undefined || isFailure(failure.value as E)) pendingFailures++
-      else return
+      if (Option.isSome(failure) && isOwnRejection(failure.value, name)) return
+      if (outcomeOf(exit) === "f") pendingFailures++
     }
 
     // An exit is an effect: recording and returning it costs two steps, less than `onExit`.
