@@ -96,6 +96,12 @@ export interface CacheService {
    * against a timer of its own.
    */
   readonly commandTimeout?: Duration.Duration | undefined
+  /**
+   * Optional: asks the backend whether it answers (Redis `PING`), touching no key. A
+   * resilient cache over a backend that offers it checks it in the background and, when it
+   * answers, moves its open breaker to `HalfOpen`. Fails like a read of no key (`get`, key `""`).
+   */
+  readonly ping?: Effect.Effect<void, CacheError> | undefined
 }
 
 /**

@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -21,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import type { Cache, CacheError, CacheService, MemoryOptions, SetOptions } from "./Cache.js"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
 import * as internal from "./internal/resilientCache.js"
+import * as internalConfig from "./internal/resilientCacheConfig.js"
 import type { ResilientCache } from "./internal/resilientCache.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 
@@ -190,6 +192,59 @@ export {
  */
 export const layer: (options?: Options) => Layer.Layer<ResilientCache | Cache, InvalidOptions, Cache> =
   internal.layer
+
+/**
+ * The options `layerConfig` runs with: `defaults` (name `"redis"` unless given), with the
+ * breaker's variables under the name in CONSTANT_CASE over `defaults.breaker`, read as
+ * `CircuitBreaker.fromConfig` reads them: `REDIS_FAILURE_THRESHOLD` or the seeds'
+ * `REDIS_CIRCUIT_BREAKER_THRESHOLD`, `REDIS_RESET_TIMEOUT` or the seeds'
+ * `REDIS_CIRCUIT_BREAKER_TIMEOUT` (seconds when a bare number), `REDIS_SUCCESS_THRESHOLD`,
+ * `REDIS_PROBE_PATIENCE`, ... The library's name wins over the seed's, with a warning naming
+ * both when they differ. A breaker given ready-made keeps its own options.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResilientCache } from "effect-resilience"
+ *
+ * // REDIS_CIRCUIT_BREAKER_THRESHOLD=3 REDIS_CIRCUIT_BREAKER_TIMEOUT=30
+ * const shown = Effect.tap(ResilientCache.configOptions(), (options) => Effect.log(options.breaker))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configOptions: (
+  defaults?: Options
+) => Effect.Effect<Options, InvalidOptions | ConfigError.ConfigError> = internalConfig.configOptions
+
+/**
+ * `layer` with its breaker read from the environment (see `configOptions`; name `"redis"`
+ * unless given, so the variables are `REDIS_*`). Over a backend that answers a ping (the
+ * Redis cache), the ping is the cache's check: every `REDIS_HEALTH_CHECK_INTERVAL` seconds
+ * (else `HEALTH_CHECK_INTERVAL`, else 30) while the breaker is open, a ping that answers
+ * moves it to `HalfOpen` (unless `ENABLE_AUTO_RECOVERY=false`); with a `Health` registry in
+ * the context, the registry runs that check. Fails with `InvalidOptions` naming the option
+ * and its variable (`"failureThreshold (REDIS_CIRCUIT_BREAKER_THRESHOLD)"`).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { ResilientCache } from "effect-resilience"
+ * import * as RedisCache from "effect-resilience/Cache/Redis"
+ *
+ * // REDIS_URL=redis://cache:6379 REDIS_CIRCUIT_BREAKER_THRESHOLD=5 REDIS_RESET_TIMEOUT=30
+ * const CacheLive = ResilientCache.layerConfig({ memoryFallback: true }).pipe(
+ *   Layer.provide(RedisCache.layerConfig())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  defaults?: Options
+) => Layer.Layer<ResilientCache | Cache, InvalidOptions | ConfigError.ConfigError, Cache> = internalConfig.layerConfig
 
 /**
  * Makes a resilient cache over the `Cache` in the context. The scope holds the fiber

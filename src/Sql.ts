@@ -11,6 +11,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -22,6 +23,7 @@ import type { Cache } from "./Cache.js"
 import type * as CacheAside from "./CacheAside.js"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
 import * as internal from "./internal/sql.js"
+import * as internalConfig from "./internal/sqlConfig.js"
 import * as internalErrors from "./internal/sqlErrors.js"
 import type { DatabaseError } from "./internal/sqlErrors.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
@@ -271,6 +273,54 @@ export const make: (
 export const layer: (
   options?: Options
 ) => Layer.Layer<internal.ResilientSql, InvalidOptions, SqlClient.SqlClient> = internal.layer
+
+/**
+ * The options `layerConfig` runs with: `defaults` (name `"database"` unless given), with the
+ * breaker's variables under the name in CONSTANT_CASE over `defaults.breaker`, read as
+ * `CircuitBreaker.fromConfig` reads them (`DATABASE_FAILURE_THRESHOLD` or the seeds'
+ * `DATABASE_CIRCUIT_BREAKER_THRESHOLD`, `DATABASE_RESET_TIMEOUT` or the seeds'
+ * `DATABASE_CIRCUIT_BREAKER_TIMEOUT`, seconds when a bare number, ...), and the health
+ * check's interval from `DATABASE_HEALTH_CHECK_INTERVAL` (seconds when a bare number). The
+ * library's name wins over the seed's, with a warning naming both when they differ.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as Sql from "effect-resilience/Sql"
+ *
+ * // ORDERS_CIRCUIT_BREAKER_THRESHOLD=3 ORDERS_CIRCUIT_BREAKER_TIMEOUT=120
+ * const shown = Effect.tap(Sql.configOptions({ name: "orders" }), (options) => Effect.log(options.breaker))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configOptions: (
+  defaults?: Options
+) => Effect.Effect<Options, InvalidOptions | ConfigError.ConfigError> = internalConfig.configOptions
+
+/**
+ * `layer` with its breaker and health check interval read from the environment (see
+ * `configOptions`). Fails with `InvalidOptions` naming the option and its variable
+ * (`"resetTimeout (DATABASE_CIRCUIT_BREAKER_TIMEOUT)"`).
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Layer } from "effect"
+ * import * as Sql from "effect-resilience/Sql"
+ *
+ * // DATABASE_CIRCUIT_BREAKER_THRESHOLD=3 DATABASE_CIRCUIT_BREAKER_TIMEOUT=120
+ * const Database = Sql.layerConfig().pipe(Layer.provide(SqliteClient.layer({ filename: "orders.sqlite" })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  defaults?: Options
+) => Layer.Layer<internal.ResilientSql, InvalidOptions | ConfigError.ConfigError, SqlClient.SqlClient> =
+  internalConfig.layerConfig
 
 /**
  * Makes a resilient database whose client is built from `client`, a Layer: at once when

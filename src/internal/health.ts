@@ -173,8 +173,8 @@ const constantCase = (name: string): string =>
 /** @internal */
 export const intervalVariable = (name: string): string => `${constantCase(name)}_HEALTH_CHECK_INTERVAL`
 
-// A dependency's own interval from `<NAME>_HEALTH_CHECK_INTERVAL`, when set.
-const intervalFromEnvironment = (
+/** A dependency's own interval from `<NAME>_HEALTH_CHECK_INTERVAL`, when set. @internal */
+export const intervalFromEnvironment = (
   name: string
 ): Effect.Effect<Option.Option<Duration.Duration>, InvalidOptions> => {
   const variable = intervalVariable(name)
@@ -188,7 +188,11 @@ const intervalFromEnvironment = (
   )
 }
 
-const fromEnvironment = Effect.gen(function*() {
+/** `HEALTH_CHECK_INTERVAL` and `ENABLE_AUTO_RECOVERY`, or their defaults. @internal */
+export const environmentSettings: Effect.Effect<
+  { readonly checkInterval: Duration.Duration; readonly autoRecovery: boolean },
+  InvalidOptions
+> = Effect.gen(function*() {
   const interval = yield* Config.option(Config.string("HEALTH_CHECK_INTERVAL")).pipe(
     Effect.orElseSucceed(() => Option.none<string>())
   )
@@ -206,7 +210,7 @@ const fromEnvironment = Effect.gen(function*() {
 const resolve = (input: Health.Options | undefined): Effect.Effect<Resolved, InvalidOptions> =>
   Effect.gen(function*() {
     const options = yield* options_.object(MODULE, input, false)
-    const environment = yield* fromEnvironment
+    const environment = yield* environmentSettings
     const checkInterval = yield* options_.duration(
       MODULE,
       "checkInterval",

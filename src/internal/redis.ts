@@ -485,8 +485,12 @@ export const make = (
         return removed
       })
 
+    // PING touches no key; bounded by commandTimeout, and failing fast while disconnected.
+    const ping: Effect.Effect<void, CacheError> = Effect.asVoid(command("get", "", () => client.ping()))
+
     const declaredTimeout = client.options.commandTimeout
     return {
+      ping,
       get,
       getWithTtl,
       set,

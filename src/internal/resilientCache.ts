@@ -17,6 +17,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RC from "../ResilientCache.js"
 import * as CacheTiers from "./cacheTiers.js"
 import { Cache, CacheError } from "./cacheService.js"
+import * as HealthCacheCheck from "./healthCacheCheck.js"
 import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
 import { counter } from "./metric.js"
@@ -206,8 +207,13 @@ export const fromCache = (
     const validated = yield* validate(options)
     const { name, timeout } = validated
     const breaker = yield* makeBreaker(name, options?.breaker, validated.probePatience)
-    // With a health registry in the context: registered, its check a read of the cache itself.
-    yield* HealthRegistry.registerIfPresent(name, HealthRegistry.cacheSource({ breaker }, primary.get(HEALTH_KEY)))
+    // With a health registry in the context: registered, its check the backend's PING when it
+    // has one, else a read of the cache itself. Without a registry, the PING runs on its own.
+    yield* HealthRegistry.registerIfPresent(
+      name,
+      HealthRegistry.cacheSource({ breaker }, primary.ping ?? primary.get(HEALTH_KEY))
+    )
+    if (primary.ping !== undefined) yield* HealthCacheCheck.pingWithoutRegistry(name, primary.ping, breaker)
     const memoryOnly = validated.memory === undefined
       ? undefined
       : yield* CacheModule.makeMemory(validated.memory)
