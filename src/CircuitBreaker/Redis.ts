@@ -172,7 +172,8 @@ export interface SharedCircuitBreaker extends CircuitBreaker.CircuitBreaker {
  * scope closes). Fails with `InvalidOptions` naming the field; never because Redis is down.
  *
  * `forceOpen`, `forceClosed` and `isolate` act on this process only; `reset` clears the
- * shared state too, and `halfOpen` ends the fleet's open period now.
+ * shared state too, and `halfOpen` ends the fleet's open period now. With a `Health` registry
+ * in the context, the shared breaker registers itself under its name (its local breaker does not).
  *
  * @example
  * ```ts

@@ -1,4 +1,5 @@
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -15,6 +16,7 @@ import * as os from "node:os"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import { unsafeMakeWithoutStack } from "./circuitBreakerOpen.js"
+import * as HealthRegistry from "./healthRegistry.js"
 import * as options_ from "./options.js"
 import * as decision from "./sharedBreakerScript.js"
 import { type SharedStoreUnavailable, Store } from "./sharedBreakerStore.js"
@@ -218,7 +220,11 @@ export const make = <E = unknown>(
     const store = yield* Store
     const validated = yield* validate(options)
     const { shared: _shared, ...localOptions } = options
-    const local = yield* CircuitBreaker.make<E>(localOptions)
+    // The local breaker does not register itself with a Health registry: the shared breaker
+    // does, below, so that Health reads the fleet's state and acts on it.
+    const local = yield* CircuitBreaker.make<E>(localOptions).pipe(
+      Effect.mapInputContext((context: Context.Context<never>) => Context.omit(HealthRegistry.Health)(context))
+    )
     const name = local.name
     const key = `${store.keyPrefix}{${name}}`
     const channel = `${key}:events`
@@ -472,6 +478,7 @@ export const make = <E = unknown>(
         processId: validated.processId
       }))
     }
+    yield* HealthRegistry.registerIfPresent(name, HealthRegistry.breakerSource(breaker))
     return breaker
   })
 

@@ -305,6 +305,31 @@ describe("in this process", () => {
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 30_000)
 
+  it.live("with Health in the context the shared breaker registers itself: Health reads the fleet's state", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("registered")
+      const options: SharedCircuitBreaker.Options = {
+        name,
+        failureThreshold: 100,
+        resetTimeout: "1 minute",
+        shared: { minimumCalls: 2, reportInterval: "20 millis" }
+      }
+      const breaker = yield* SharedCircuitBreaker.make(options)
+      const registered = yield* Health.breaker(name)
+      expect(registered).toBe(breaker)
+      for (let i = 0; i < 2; i++) yield* Effect.either(breaker.protect(Effect.fail(new Error("down"))))
+      yield* Effect.sleep("200 millis")
+      const status = yield* Health.status
+      expect(status.dependencies.find((dependency) => dependency.name === name)?.breakers[0]?.state).toBe("Open")
+      // The admin action through Health acts on the fleet's state.
+      yield* registered.halfOpen
+      expect(yield* breaker.state).toBe("HalfOpen")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Health.layer()),
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
   it.live("reset clears the fleet's state; halfOpen ends the fleet's open period now", () =>
     Effect.gen(function*() {
       const name = uniqueName("admin")
