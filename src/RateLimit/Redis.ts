@@ -5,7 +5,7 @@
  * one when a fleet of processes must stay under one quota together.
  *
  * - **Engine**: `@effect/experimental`'s `RateLimiter` (token bucket or fixed window, as in
- *   process) over a `RateLimiterStore`: `layerStore` runs that library's Redis scripts on a
+ *   process) over a `RateLimiterStore`: `layer` runs that library's Redis scripts on a
  *   client of its own that fails fast; `@effect/experimental`'s own store layers work too.
  * - **Rejection**: a call beyond the limit fails at once with the same `RateLimitExceeded` as
  *   the in-process limiter in `reject` mode, its `retryAfter` computed by the store.
@@ -19,6 +19,7 @@
  * @since 0.1.0
  */
 import type * as RateLimiter from "@effect/experimental/RateLimiter"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -30,7 +31,7 @@ import type { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 
 /**
- * The options of `layerStore`. Every field is optional.
+ * The options of `layer`. Every field is optional.
  *
  * @since 0.1.0
  * @category models
@@ -86,17 +87,36 @@ export interface Options extends Omit<RateLimit.RateLimit.Options, "mode"> {
  * const program = Effect.gen(function*() {
  *   const limiter = yield* RateLimitRedis.make({ name: "partner-api", limit: 100, interval: "1 second" })
  *   return yield* limiter.run(Effect.succeed("ok"))
- * }).pipe(Effect.provide(RateLimitRedis.layerStore({ url: "redis://localhost:6379" })))
+ * }).pipe(Effect.provide(RateLimitRedis.layer({ url: "redis://localhost:6379" })))
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerStore: (options?: StoreOptions) => Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions> =
-  internal.layerStore
+export const layer: (options?: StoreOptions) => Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions> =
+  internal.layer
 
 /**
- * The store of `layerStore` as a scoped effect, for users who build the service by hand.
+ * `layer` with `REDIS_URL` (redacted), `REDIS_COMMAND_TIMEOUT` (a bare number is seconds) and
+ * `REDIS_RATE_LIMIT_KEY_PREFIX` read through Effect `Config` over `defaults`.
+ *
+ * @example
+ * ```ts
+ * import * as RateLimitRedis from "effect-resilience/RateLimit/Redis"
+ *
+ * // REDIS_URL=redis://redis:6379 REDIS_COMMAND_TIMEOUT="50 millis"
+ * const StoreLive = RateLimitRedis.layerConfig({ commandTimeout: "100 millis" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  defaults?: StoreOptions
+) => Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions | ConfigError.ConfigError> = internal.layerConfig
+
+/**
+ * The store of `layer` as a scoped effect, for users who build the service by hand.
  *
  * @example
  * ```ts

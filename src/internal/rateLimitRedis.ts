@@ -11,11 +11,14 @@
  * @internal
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
@@ -25,12 +28,13 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as RateLimitRedis from "../RateLimit/Redis.js"
 import { withLabels } from "./metricLabels.js"
+import { parseDuration as parseSeconds } from "./circuitBreaker.js"
 import * as options_ from "./options.js"
 import * as rateLimit from "./rateLimit.js"
 import { withoutSecrets } from "./redisErrors.js"
 import * as redisUrl from "./redisUrl.js"
 
-const STORE = "RateLimit/Redis.layerStore"
+const STORE = "RateLimit/Redis.layer"
 const MODULE = "RateLimit/Redis"
 
 /** @internal */
@@ -312,10 +316,49 @@ export const makeStore = (
   })
 
 /** @internal */
-export const layerStore = (
+export const layer = (
   options?: RateLimitRedis.StoreOptions
 ): Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions> =>
   Layer.scoped(RateLimiter.RateLimiterStore, makeStore(options))
+
+/**
+ * `REDIS_URL` (redacted), `REDIS_COMMAND_TIMEOUT` (a bare number is seconds) and
+ * `REDIS_RATE_LIMIT_KEY_PREFIX`, each optional.
+ *
+ * @internal
+ */
+export const config: Config.Config<RateLimitRedis.StoreOptions> = Config.all({
+  url: Config.option(Config.redacted("REDIS_URL")),
+  commandTimeout: Config.option(
+    Config.string("REDIS_COMMAND_TIMEOUT").pipe(
+      Config.mapOrFail((text) => {
+        const parsed = parseSeconds(text)
+        return parsed === undefined
+          ? Either.left(ConfigError.InvalidData(["REDIS_COMMAND_TIMEOUT"], `expected a duration, received "${text}"`))
+          : Either.right(parsed)
+      })
+    )
+  ),
+  keyPrefix: Config.option(Config.string("REDIS_RATE_LIMIT_KEY_PREFIX"))
+}).pipe(
+  Config.map(({ commandTimeout, keyPrefix, url }) => {
+    const options: {
+      url?: Redacted.Redacted<string>
+      commandTimeout?: Duration.Duration
+      keyPrefix?: string
+    } = {}
+    if (Option.isSome(url)) options.url = url.value
+    if (Option.isSome(commandTimeout)) options.commandTimeout = commandTimeout.value
+    if (Option.isSome(keyPrefix)) options.keyPrefix = keyPrefix.value
+    return options
+  })
+)
+
+/** @internal */
+export const layerConfig = (
+  defaults?: RateLimitRedis.StoreOptions
+): Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptions | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(config, (read) => layer({ ...defaults, ...read })))
 
 // -----------------------------------------------------------------------------
 // Limiter

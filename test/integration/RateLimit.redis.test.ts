@@ -4,7 +4,9 @@
  * process follows its `onStoreUnavailable` (fail open or closed) without a caller error, and
  * the limit holds again once Redis is back.
  */
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -182,7 +184,7 @@ describe("RateLimit/Redis across processes", () => {
     const mode = await Effect.runPromise(
       Effect.flip(Effect.scoped(
         RateLimitRedis.make({ limit: 1, interval: "1 second", mode: "wait" } as never).pipe(
-          Effect.provide(RateLimitRedis.layerStore({ url: server().url }))
+          Effect.provide(RateLimitRedis.layer({ url: server().url }))
         )
       ))
     )
@@ -190,7 +192,7 @@ describe("RateLimit/Redis across processes", () => {
     const unavailable = await Effect.runPromise(
       Effect.flip(Effect.scoped(
         RateLimitRedis.make({ limit: 1, interval: "1 second", onStoreUnavailable: "maybe" as never }).pipe(
-          Effect.provide(RateLimitRedis.layerStore({ url: server().url }))
+          Effect.provide(RateLimitRedis.layer({ url: server().url }))
         )
       ))
     )
@@ -205,7 +207,7 @@ describe("RateLimit/Redis across processes", () => {
       yield* limiter.acquire
       yield* limiter.acquire
       return yield* Effect.flip(limiter.acquire)
-    }).pipe(Effect.scoped, Effect.provide(RateLimitRedis.layerStore({ url: server().url })))
+    }).pipe(Effect.scoped, Effect.provide(RateLimitRedis.layer({ url: server().url })))
     const error = await Effect.runPromise(program)
     expect(error._tag).toBe("RateLimitExceeded")
     expect(error.limit).toBe(2)
@@ -213,5 +215,36 @@ describe("RateLimit/Redis across processes", () => {
     const millis = error.retryAfter.value._tag === "Millis" ? error.retryAfter.value.millis : -1
     expect(millis).toBeGreaterThan(0)
     expect(millis).toBeLessThanOrEqual(500)
+  })
+
+  it("layerConfig reads REDIS_URL, REDIS_COMMAND_TIMEOUT (bare number: seconds) and the key prefix", async () => {
+    const withEnv = (env: Record<string, string>) =>
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+    const prefix = `configured-${Date.now()}:`
+    const admitted = await Effect.runPromise(
+      Effect.gen(function*() {
+        const limiter = yield* RateLimitRedis.make({ name: "from-config", limit: 1, interval: "1 minute" })
+        yield* limiter.acquire
+        return yield* Effect.flip(limiter.acquire)
+      }).pipe(
+        Effect.provide(RateLimitRedis.layerConfig()),
+        withEnv({ REDIS_URL: server().url, REDIS_COMMAND_TIMEOUT: "0.5", REDIS_RATE_LIMIT_KEY_PREFIX: prefix })
+      )
+    )
+    expect(admitted._tag).toBe("RateLimitExceeded")
+    expect(await server().admin("EXISTS", `${prefix}from-config`)).toBe(1)
+    const badTimeout = await Effect.runPromise(
+      Effect.flip(Effect.scoped(Layer.build(RateLimitRedis.layerConfig()))).pipe(
+        withEnv({ REDIS_COMMAND_TIMEOUT: "soon" })
+      )
+    )
+    expect(String(badTimeout)).toContain("REDIS_COMMAND_TIMEOUT")
+    const badUrl = await Effect.runPromise(
+      Effect.flip(Effect.scoped(Layer.build(RateLimitRedis.layerConfig()))).pipe(
+        withEnv({ REDIS_URL: "http://user:secret@host" })
+      )
+    )
+    expect(badUrl._tag).toBe("InvalidOptions")
+    expect(String(badUrl)).not.toContain("secret")
   })
 })
