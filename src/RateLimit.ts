@@ -4,6 +4,9 @@
  * typed `RateLimitExceeded` carrying `retryAfter`, for callers that would rather shed load
  * or answer 429 than queue.
  *
+ * Both hold within one process. For one limit shared by a fleet of processes, see
+ * `effect-resilience/RateLimit/Redis`.
+ *
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
