@@ -330,6 +330,33 @@ describe("in this process", () => {
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 20_000)
 
+  it.live("the Closed path never waits on Redis: 1,000 calls while Redis is frozen take no command timeout", () =>
+    Effect.gen(function*() {
+      const breaker = yield* SharedCircuitBreaker.make({
+        name: uniqueName("frozen"),
+        shared: { reportInterval: "10 millis", syncInterval: "100 millis" }
+      })
+      expect(yield* breaker.protect(Effect.succeed(1))).toBe(1)
+      server().stop()
+      yield* Effect.sleep("50 millis")
+      const start = performance.now()
+      let answered = 0
+      for (let i = 0; i < 1_000; i++) answered += yield* breaker.protect(Effect.succeed(1))
+      const took = performance.now() - start
+      expect(answered).toBe(1_000)
+      // The reports meanwhile time out in the background: less than one command timeout (100 ms) in all.
+      expect(took).toBeLessThan(100)
+      yield* Effect.sleep("300 millis")
+      expect((yield* breaker.shared).healthy).toBe(false)
+      server().cont()
+      const deadline = Date.now() + 3_000
+      while (!(yield* breaker.shared).healthy && Date.now() < deadline) yield* Effect.sleep("20 millis")
+      expect((yield* breaker.shared).healthy).toBe(true)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
   it.live("reset clears the fleet's state; halfOpen ends the fleet's open period now", () =>
     Effect.gen(function*() {
       const name = uniqueName("admin")
