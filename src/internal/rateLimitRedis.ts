@@ -33,6 +33,7 @@ import * as options_ from "./options.js"
 import * as rateLimit from "./rateLimit.js"
 import { withoutSecrets } from "./redisErrors.js"
 import * as redisUrl from "./redisUrl.js"
+import * as tracing from "./tracing.js"
 
 const STORE = "RateLimit/Redis.layer"
 const MODULE = "RateLimit/Redis"
@@ -394,10 +395,16 @@ export const make = (
     const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
       rateLimit.rejectedCounter.unsafeUpdate(1, labels)
     )
+    // As the in-process limiter: counted, an event on the caller's span, then the same error.
     const reject = (retryAfter: Duration.Duration) =>
       Effect.zipRight(
         countRejected,
-        Effect.fail(new rateLimit.RateLimitExceeded({ limiter: name, limit, interval, retryAfter }))
+        tracing.eventThen("resilience.rate_limit.rejected", () => ({
+          "resilience.policy": "rate_limit",
+          "resilience.name": name,
+          "resilience.outcome": "rejected",
+          "resilience.retry_after_ms": Duration.toMillis(retryAfter)
+        }), () => Effect.fail(new rateLimit.RateLimitExceeded({ limiter: name, limit, interval, retryAfter })))
       )
     // Refused while the store does not answer: retry after one interval, when the window has passed.
     const whenUnavailable: Effect.Effect<void, rateLimit.RateLimitExceeded> = onStoreUnavailable === "admit"

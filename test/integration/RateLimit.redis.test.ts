@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as RateLimitRedis from "../../src/RateLimit/Redis.js"
 import type { Settings } from "./fixtures/rateLimitProcess.js"
+import { taggedMetric } from "../support/metrics.js"
 import { useRedisServer } from "./redisServer.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -202,13 +203,17 @@ describe("RateLimit/Redis across processes", () => {
   })
 
   it("rejects with the in-process limiter's RateLimitExceeded, retryAfter from the store", async () => {
+    const name = `one-${Date.now()}`
     const program = Effect.gen(function*() {
-      const limiter = yield* RateLimitRedis.make({ name: `one-${Date.now()}`, limit: 2, interval: "1 second" })
+      const limiter = yield* RateLimitRedis.make({ name, limit: 2, interval: "1 second" })
       yield* limiter.acquire
       yield* limiter.acquire
-      return yield* Effect.flip(limiter.acquire)
+      const error = yield* Effect.flip(limiter.acquire)
+      const rejected = yield* taggedMetric("effect_resilience_rate_limit_rejected_total", { limiter: name })
+      return { error, rejected }
     }).pipe(Effect.scoped, Effect.provide(RateLimitRedis.layer({ url: server().url })))
-    const error = await Effect.runPromise(program)
+    const { error, rejected } = await Effect.runPromise(program)
+    expect(rejected?.count).toBe(1)
     expect(error._tag).toBe("RateLimitExceeded")
     expect(error.limit).toBe(2)
     expect(error.limiter.startsWith("one-")).toBe(true)
