@@ -3,6 +3,7 @@
  * (fixtures/sharedBreakerProcess.ts) calling one dependency on loopback.
  */
 import { describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -356,6 +357,41 @@ describe("in this process", () => {
       Effect.scoped,
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 20_000)
+
+  it.live("layerConfig reads REDIS_URL and REDIS_COMMAND_TIMEOUT (a bare number is seconds); bad values are typed", () =>
+    Effect.gen(function*() {
+      const withEnv = (env: Record<string, string>) =>
+        Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      yield* SharedCircuitBreaker.check.pipe(
+        Effect.provide(SharedCircuitBreaker.layerConfig().pipe(
+          Layer.provide(withEnv({ REDIS_URL: server().url, REDIS_COMMAND_TIMEOUT: "0.2" }))
+        ))
+      )
+      const store = yield* SharedCircuitBreaker.Store.pipe(
+        Effect.provide(SharedCircuitBreaker.layerConfig().pipe(
+          Layer.provide(withEnv({ REDIS_URL: server().url, REDIS_COMMAND_TIMEOUT: "0.2" }))
+        ))
+      )
+      expect(Duration.toMillis(store.commandTimeout)).toBe(200)
+      const badTimeout = yield* Effect.flip(
+        Effect.provide(SharedCircuitBreaker.check, SharedCircuitBreaker.layerConfig().pipe(
+          Layer.provide(withEnv({ REDIS_URL: server().url, REDIS_COMMAND_TIMEOUT: "soon" }))
+        ))
+      )
+      expect(String(badTimeout)).toMatch(/REDIS_COMMAND_TIMEOUT/)
+      const badUrl = yield* Effect.flip(
+        Effect.provide(SharedCircuitBreaker.check, SharedCircuitBreaker.layer({ url: "http://user:secret@host" }))
+      )
+      expect(badUrl._tag).toBe("InvalidOptions")
+      expect(String(badUrl)).not.toMatch(/secret/)
+      const badQuorum = yield* Effect.flip(
+        SharedCircuitBreaker.make({ name: "q", shared: { quorum: 0 } }).pipe(
+          Effect.provide(SharedCircuitBreaker.layer({ url: server().url }))
+        )
+      )
+      expect(badQuorum._tag).toBe("InvalidOptions")
+      expect(badQuorum._tag === "InvalidOptions" ? badQuorum.field : "").toBe("shared.quorum")
+    }).pipe(Effect.scoped), 20_000)
 
   it.live("reset clears the fleet's state; halfOpen ends the fleet's open period now", () =>
     Effect.gen(function*() {
