@@ -252,4 +252,44 @@ describe("RateLimit/Redis across processes", () => {
     expect(badUrl._tag).toBe("InvalidOptions")
     expect(String(badUrl)).not.toContain("secret")
   })
+
+  it("answers within the command timeout while Redis is frozen: admit runs the call, reject refuses it", async () => {
+    const redis = server()
+    const stamp = Date.now()
+    const program = Effect.gen(function*() {
+      const open = yield* RateLimitRedis.make({ name: `frozen-open-${stamp}`, limit: 10, interval: "1 second" })
+      const closed = yield* RateLimitRedis.make({
+        name: `frozen-closed-${stamp}`,
+        limit: 10,
+        interval: "1 second",
+        onStoreUnavailable: "reject"
+      })
+      yield* open.acquire
+      yield* closed.acquire
+      redis.stop()
+      const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.gen(function*() {
+          const started = Date.now()
+          const result = yield* Effect.either(effect)
+          return { result, millis: Date.now() - started }
+        })
+      const admitted = yield* timed(open.run(Effect.succeed("ran")))
+      const refused = yield* timed(closed.run(Effect.succeed("ran")))
+      return { admitted, refused }
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(RateLimitRedis.layer({ url: redis.url, commandTimeout: "100 millis" })),
+      Effect.ensuring(Effect.sync(() => redis.cont()))
+    )
+    const { admitted, refused } = await Effect.runPromise(program)
+    expect(admitted.result._tag === "Right" && admitted.result.right).toBe("ran")
+    expect(refused.result._tag === "Left" && refused.result.left._tag).toBe("RateLimitExceeded")
+    const retryAfter = refused.result._tag === "Left" ? refused.result.left.retryAfter : undefined
+    expect(retryAfter?.value._tag === "Millis" && retryAfter.value.millis).toBe(1000)
+    // Bounded by the command timeout (100 ms), with room for a busy machine.
+    for (const { millis } of [admitted, refused]) {
+      expect(millis).toBeGreaterThanOrEqual(90)
+      expect(millis).toBeLessThan(1000)
+    }
+  })
 })
