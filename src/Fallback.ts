@@ -10,6 +10,8 @@ import type * as Effect from "effect/Effect"
 import type * as ExecutionPlan from "effect/ExecutionPlan"
 import type * as Duration from "effect/Duration"
 import type * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
 import type { Predicate, Refinement } from "effect/Predicate"
 import type * as Schedule from "effect/Schedule"
 import type { CircuitBreaker, CircuitBreakerOpen } from "./CircuitBreaker.js"
@@ -274,8 +276,16 @@ export interface FailoverProvider<I, A, E, R> {
  * @category models
  */
 export interface Failover<I, A, E, R> {
+  /** Names the group in the `failoverTimeMetric` (default: its providers' names, joined by commas). */
+  readonly name: string
   readonly providers: ReadonlyArray<{ readonly name: string; readonly breaker: CircuitBreaker }>
   readonly run: (input: I) => Effect.Effect<Answer<A, E>, internal.AllProvidersFailed<E>, R>
+  /**
+   * The last failover time: from the first failure of a provider (since the group last
+   * answered) to the group answering from a later provider than the one that answered
+   * before; `None` before the first failover. Read by `Health.fromFailover`.
+   */
+  readonly failoverTime: Effect.Effect<Option.Option<Duration.Duration>>
 }
 
 /**
@@ -307,8 +317,9 @@ export declare namespace FailoverProvider {
 /**
  * Makes, once, a breaker for each provider that has none (from the options given, or the
  * defaults), and returns a `Failover` whose `run(input)` tries the providers in order as
- * `firstSuccess` does. Fails with `InvalidOptions` when the list is empty, a provider is
- * malformed or its breaker options are out of range.
+ * `firstSuccess` does, and measures its failover time (see `Failover.failoverTime` and
+ * `failoverTimeMetric`; `options.name` names the group). Fails with `InvalidOptions` when the
+ * list is empty, a provider is malformed or its breaker options are out of range.
  *
  * @example
  * ```ts
@@ -332,7 +343,8 @@ export declare namespace FailoverProvider {
  * @category failover
  */
 export const makeFailover: <P extends NonEmptyReadonlyArray<FailoverProvider<any, any, any, any>>>(
-  providers: P
+  providers: P,
+  options?: { readonly name?: string | undefined }
 ) => Effect.Effect<
   Failover<
     FailoverProvider.Input<P[number]>,
@@ -522,3 +534,20 @@ export const withPlan: {
     plan: ExecutionPlan.ExecutionPlan<{ provides: Provides; input: Input; error: PlanE; requirements: PlanR }>
   ): Effect.Effect<A, E | PlanE | CircuitBreakerOpen, Exclude<R, Provides> | PlanR>
 } = internal.withPlan
+
+/**
+ * The histogram of failover times in seconds (from a provider going down to its group
+ * answering from the next provider), tagged `group` (the failover's `name`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Fallback } from "effect-resilience"
+ *
+ * const seen = Metric.value(Fallback.failoverTimeMetric.pipe(Metric.tagged("group", "llm")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failoverTimeMetric: Metric.Metric.Histogram<number> = internal.failoverTimeHistogram

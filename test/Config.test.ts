@@ -154,7 +154,11 @@ describe("ResilientCache.layerConfig", () => {
       const up = yield* Ref.make(false)
       const pings = yield* Ref.make(0)
       const cache = yield* resilientFromEnvironment(
-        [["REDIS_CIRCUIT_BREAKER_THRESHOLD", "2"], ["REDIS_CIRCUIT_BREAKER_TIMEOUT", "30"], ["ENABLE_AUTO_RECOVERY", "0"]],
+        [
+          ["REDIS_CIRCUIT_BREAKER_THRESHOLD", "2"],
+          ["REDIS_CIRCUIT_BREAKER_TIMEOUT", "30"],
+          ["ENABLE_AUTO_RECOVERY", "0"]
+        ],
         switchable(up, pings)
       )
       expect(cache.name).toBe("redis")
@@ -180,7 +184,8 @@ describe("ResilientCache.layerConfig", () => {
       expect(options.name).toBe("redis")
       expect(options.breaker).toEqual({ successThreshold: 1, failureThreshold: 4 })
       expect(logs).toEqual([
-        "REDIS_FAILURE_THRESHOLD and REDIS_CIRCUIT_BREAKER_THRESHOLD are both set and differ: REDIS_FAILURE_THRESHOLD is used"
+        "REDIS_FAILURE_THRESHOLD and REDIS_CIRCUIT_BREAKER_THRESHOLD are both set and differ: " +
+        "REDIS_FAILURE_THRESHOLD is used"
       ])
       const named = yield* ResilientCache.configOptions({ name: "sessions" }).pipe(
         Effect.withConfigProvider(env([["SESSIONS_RESET_TIMEOUT", "0.5"], ["REDIS_RESET_TIMEOUT", "9"]]))
@@ -211,7 +216,11 @@ describe("ResilientCache.layerConfig", () => {
       const up = yield* Ref.make(false)
       const pings = yield* Ref.make(0)
       const cache = yield* resilientFromEnvironment(
-        [["REDIS_CIRCUIT_BREAKER_THRESHOLD", "1"], ["REDIS_RESET_TIMEOUT", "600"], ["REDIS_HEALTH_CHECK_INTERVAL", "10"]],
+        [
+          ["REDIS_CIRCUIT_BREAKER_THRESHOLD", "1"],
+          ["REDIS_RESET_TIMEOUT", "600"],
+          ["REDIS_HEALTH_CHECK_INTERVAL", "10"]
+        ],
         switchable(up, pings),
         { breaker: { successThreshold: 1 } }
       )

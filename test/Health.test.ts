@@ -22,6 +22,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../src/Cache.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as Fallback from "../src/Fallback.js"
 import * as Health from "../src/Health.js"
 import * as Registry from "../src/internal/healthRegistry.js"
 import * as Outbox from "../src/Outbox.js"
@@ -260,6 +261,73 @@ describe("Health registry", () => {
       yield* Effect.ignore(primary.protect(Effect.void))
       const second = (yield* Health.status).dependencies[0]!
       expect(second.breakers[0]).toMatchObject({ state: "ForcedOpen", totalCalls: 6, rejectedCalls: 5 })
+    })))
+
+  it.effect("measures a failover group's failover time, in the snapshot and as a metric tagged with the group", () =>
+    withRegistry(Effect.gen(function*() {
+      const up = { alpha: true, beta: true }
+      // alpha fails after 2 seconds when down; beta answers after 100 millis when up.
+      const call = (name: "alpha" | "beta", latency: Duration.DurationInput) =>
+      (prompt: string, breaker: CircuitBreaker.CircuitBreaker) =>
+        breaker.protect(
+          Effect.zipRight(
+            Effect.sleep(latency),
+            Effect.suspend(() => (up[name] ? Effect.succeed(`${name}: ${prompt}`) : Effect.fail(`${name} down`)))
+          )
+        )
+      const group = yield* Fallback.makeFailover([
+        {
+          name: "alpha",
+          breaker: { failureThreshold: 1, successThreshold: 1, resetTimeout: "30 seconds" },
+          run: call("alpha", "2 seconds")
+        },
+        {
+          name: "beta",
+          breaker: { failureThreshold: 1, successThreshold: 1, resetTimeout: "1 second" },
+          run: call("beta", "100 millis")
+        }
+      ], { name: "llm-test" })
+      expect(group.name).toBe("llm-test")
+      yield* Health.register({ name: "llm", source: Health.fromFailover(group) })
+      const histogram = Fallback.failoverTimeMetric.pipe(Metric.tagged("group", "llm-test"))
+      const failoverTime = Effect.map(Health.status, (s) => s.dependencies[0]!.failoverTime)
+      const ask = (prompt: string, wait: Duration.DurationInput) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(Effect.either(group.run(prompt)))
+          yield* TestClock.adjust(wait)
+          return yield* fiber.await
+        })
+
+      expect(yield* ask("one", "2 seconds")).toMatchObject({ _tag: "Success" })
+      expect(yield* failoverTime).toBeNull()
+
+      // Both down: alpha fails at 2 s (its breaker opens), beta fails too; no answer.
+      up.alpha = false
+      up.beta = false
+      const none = yield* ask("two", "2100 millis")
+      expect(none._tag === "Success" && none.value._tag).toBe("Left")
+      expect(yield* failoverTime).toBeNull()
+      // Beta is back 5 seconds later: alpha is skipped, beta answers 100 millis after the call.
+      yield* TestClock.adjust("5 seconds")
+      up.beta = true
+      const answer = yield* ask("three", "100 millis")
+      expect(answer._tag === "Success" && answer.value._tag === "Right" && answer.value.right.provider).toBe("beta")
+      expect(Duration.toMillis((yield* failoverTime)!)).toBe(5_200)
+      const first = yield* Metric.value(histogram)
+      expect([first.count, first.sum]).toEqual([1, 5.2])
+      // Answers from beta while alpha stays down are no new failover.
+      yield* ask("four", "100 millis")
+      expect((yield* Metric.value(histogram)).count).toBe(1)
+
+      // Alpha recovers (its probe closes the breaker), then fails again: beta answers 100 millis later.
+      up.alpha = true
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* ask("five", "2 seconds")).toMatchObject({ _tag: "Success", value: { _tag: "Right" } })
+      up.alpha = false
+      const again = yield* ask("six", "2100 millis")
+      expect(again._tag === "Success" && again.value._tag === "Right" && again.value.right.provider).toBe("beta")
+      expect(Duration.toMillis((yield* failoverTime)!)).toBe(100)
+      expect((yield* Metric.value(histogram)).count).toBe(2)
     })))
 
   it.effect("rates an outbox by its backlog and a cache by its breaker", () =>

@@ -1,4 +1,5 @@
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -10,6 +11,8 @@ import type * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
 import type { CircuitBreaker, State as BreakerState } from "../CircuitBreaker.js"
 import { CircuitBreakerOpen, isCircuitBreaker, make as makeBreaker } from "../CircuitBreaker.js"
@@ -274,8 +277,44 @@ export const firstSuccess = <A, E, R>(
 }
 
 /** @internal */
+export const failoverTimeHistogram = Metric.histogram(
+  "effect_resilience_failover_seconds",
+  MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 14 }),
+  "Time from a provider of a failover group going down to the group answering from the next provider, tagged group"
+)
+
+/**
+ * Measures a group's failovers: from the first failure of a provider since the group last
+ * answered, to the group answering from a provider after the one that answered before (a
+ * provider skipped with its breaker already open went down no later than that answer).
+ */
+const failoverClock = (group: string) => {
+  const histogram = Metric.tagged(failoverTimeHistogram, "group", group)
+  let answeredBy = 0
+  let downSince: number | undefined = undefined
+  let last: Option.Option<Duration.Duration> = Option.none()
+  const failed = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.sync(() => {
+      if (downSince === undefined) downSince = now
+    }))
+  const answered = (index: number) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const from = downSince
+      const moved = index > answeredBy
+      answeredBy = index
+      downSince = undefined
+      if (!moved) return Effect.void
+      const millis = Math.max(0, now - (from ?? now))
+      last = Option.some(Duration.millis(millis))
+      return Metric.update(histogram, millis / 1000)
+    })
+  return { failed, answered, last: Effect.sync(() => last) }
+}
+
+/** @internal */
 export const makeFailover = <I, A, E, R>(
-  input: ReadonlyArray<Fallback.FailoverProvider<I, A, E, R>>
+  input: ReadonlyArray<Fallback.FailoverProvider<I, A, E, R>>,
+  failoverOptions?: { readonly name?: string | undefined }
 ): Effect.Effect<Fallback.Failover<I, A, E, R>, InvalidOptions> =>
   Effect.suspend(() => {
     const module = "Fallback.makeFailover"
@@ -297,6 +336,11 @@ export const makeFailover = <I, A, E, R>(
         )
       }
     }
+    const name = failoverOptions?.name ?? input.map((provider) => provider.name).join(",")
+    if (typeof name !== "string" || name.trim() === "") {
+      return Effect.fail(new InvalidOptions({ module, field: "name", expected: "a non-empty string", received: name }))
+    }
+    const clock = failoverClock(name)
     return Effect.map(
       Effect.forEach(input, (provider) => {
         const given = provider.breaker
@@ -306,9 +350,21 @@ export const makeFailover = <I, A, E, R>(
         return Effect.map(breaker, (breaker) => ({ name: provider.name, breaker, run: provider.run }))
       }),
       (made): Fallback.Failover<I, A, E, R> => ({
+        name,
         providers: made.map(({ breaker, name }) => ({ name, breaker })),
+        failoverTime: clock.last,
         run: (value: I) =>
-          firstSuccess(made.map(({ breaker, name, run }) => ({ name, breaker, run: run(value, breaker) })))
+          firstSuccess(
+            made.map(({ breaker, name, run }) => ({
+              name,
+              breaker,
+              run: Effect.tapError(run(value, breaker), () => clock.failed)
+            }))
+          ).pipe(
+            Effect.tap((answer) =>
+              clock.answered(Math.max(0, made.findIndex((provider) => provider.name === answer.provider)))
+            )
+          )
       })
     )
   })
