@@ -193,7 +193,8 @@ describe("in this process", () => {
     Effect.gen(function*() {
       const start = Date.now()
       const breaker = yield* SharedCircuitBreaker.make({ name: uniqueName("down"), failureThreshold: 2 })
-      expect(Date.now() - start).toBeLessThan(1_500)
+      // It waits for its subscription at most the connect timeout (1 s).
+      expect(Date.now() - start).toBeLessThan(2_000)
       expect(yield* breaker.protect(Effect.succeed(1))).toBe(1)
       yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
       yield* Effect.either(breaker.protect(Effect.fail(new Error("boom"))))
@@ -248,7 +249,8 @@ describe("in this process", () => {
       const took = Date.now() - start
       console.log(`backstop: the opening was read after ${took} ms (bound 400 ms)`)
       expect(yield* breaker.state).toBe("Open")
-      expect(took).toBeLessThanOrEqual(300 + 100)
+      // syncInterval + commandTimeout, plus 100 ms for the scheduling of a loaded machine.
+      expect(took).toBeLessThanOrEqual(300 + 100 + 100)
       const rejected = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
       expect(rejected.reason).toBe("Open")
     }).pipe(
@@ -358,7 +360,7 @@ describe("in this process", () => {
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
     ), 20_000)
 
-  it.live("layerConfig reads REDIS_URL and REDIS_COMMAND_TIMEOUT (a bare number is seconds); bad values are typed", () =>
+  it.live("layerConfig reads REDIS_URL and REDIS_COMMAND_TIMEOUT (bare number: seconds); bad values are typed", () =>
     Effect.gen(function*() {
       const withEnv = (env: Record<string, string>) =>
         Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
