@@ -551,7 +551,7 @@ export declare namespace KeyedCircuitBreaker {
 /**
  * Makes a keyed breaker: one breaker per key, made on first use, bounded by `capacity` and
  * `idleTimeToLive`. The breakers live in the current scope; closing it drops them all and
- * ends their subscriptions. With a `Health` registry in the context, the keys are registered
+ * ends their subscriptions (a breaker asked for afterwards answers but is not kept). With a `Health` registry in the context, the keys are registered
  * as one dependency under `name` (Operational while every key is closed, Down when every key
  * is open, Degraded in between); the keys' breakers are not registered one by one. Fails with
  * `InvalidOptions` naming the field when an option, of the group or of the breakers, is out of range.

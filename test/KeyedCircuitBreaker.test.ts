@@ -110,6 +110,28 @@ describe("CircuitBreaker.keyed", () => {
       expect(yield* keyed.keys).toEqual([])
     }))
 
+  it.scoped("over capacity with every key busy, evicts the least recently used anyway; its calls end on it", () =>
+    Effect.gen(function*() {
+      const keyed = yield* CircuitBreaker.keyed({ name: uniqueName("all-busy"), capacity: 1, failureThreshold: 1 })
+      const gate = yield* Deferred.make<void>()
+      const call = yield* Deferred.await(gate).pipe(
+        Effect.zipRight(Effect.fail("boom")),
+        keyed.protect("a"),
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      const first = yield* keyed.get("a")
+      yield* keyed.get("b")
+      expect(yield* keyed.keys).toEqual(["b"])
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Effect.flip(Fiber.join(call))).toBe("boom")
+      // Recorded on the breaker it started on, which opened and was dropped.
+      expect((yield* first.metrics).failedCalls).toBe(1)
+      expect(yield* first.state).toBe("Open")
+      expect(yield* keyed.keys).toEqual(["b"])
+      expect(yield* stateOf(keyed, "a")).toBe("Closed")
+    }))
+
   it.scoped("gives many fibers asking for the same new key one breaker", () =>
     Effect.gen(function*() {
       const keyed = yield* CircuitBreaker.keyed({ name: uniqueName("race") })

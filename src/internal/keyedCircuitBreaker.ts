@@ -248,12 +248,13 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
    * every key has calls in flight is the least recently used one evicted anyway (the bound
    * holds); its calls end on the breaker they started on.
    */
-  trim(evicted: Array<Entry>): void {
+  trim(made: Entry, evicted: Array<Entry>): void {
     while (this.entries.size > this.resolved.capacity) {
       let victim: Entry | undefined
       let busy: Entry | undefined
       for (const entry of this.entries.values()) {
-        if (entry.handle === undefined) continue
+        // The key just made is the one asked for: never its own victim.
+        if (entry.handle === undefined || entry === made) continue
         if (entry.inFlight === 0) {
           victim = entry
           break
@@ -311,7 +312,7 @@ class KeyedImpl implements CB.KeyedCircuitBreaker {
         }
         const handle = new KeyBreaker(exit.value, entry, this)
         entry.handle = handle
-        if (!entry.evicted) this.trim(evicted)
+        if (!entry.evicted) this.trim(entry, evicted)
         return Effect.zipRight(
           Effect.zipRight(Deferred.succeed(made, handle), closeSubscriptions(evicted)),
           Effect.succeed(handle)
