@@ -538,7 +538,8 @@ describe("several processes", () => {
       const replacement = dep.arrivals.find((a) => a.worker === "pb" && a.probeEpoch === hung.probeEpoch)!
       const waited = replacement.at - hung.at
       console.log(`replacement probe after ${waited} ms (lease ${lease} ms)`)
-      expect(waited).toBeGreaterThanOrEqual(lease - 100)
+      // Measured at the dependency: the hung probe arrived there a little after its lease was granted.
+      expect(waited).toBeGreaterThanOrEqual(lease - 200)
       expect(waited).toBeLessThanOrEqual(lease + 1_000)
       // Meanwhile nothing reached the dependency from pb: the lease held the half-open period.
       expect(dep.arrivals.filter((a) => a.worker === "pb" && a.at > hung.at && a.at < replacement.at)).toEqual([])
