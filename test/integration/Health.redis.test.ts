@@ -80,7 +80,7 @@ describe("Redis PING as a resilient cache's health check", () => {
       expect(error.reason).toBe("Unavailable")
     }).pipe(Effect.scoped, quiet), 30_000)
 
-  it.live("without a registry, PING every REDIS_HEALTH_CHECK_INTERVAL half-opens the open breaker once Redis is back", () =>
+  it.live("without a registry, a PING every REDIS_HEALTH_CHECK_INTERVAL half-opens the breaker once Redis is up", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()
       const context = yield* Layer.build(
