@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, Fiber, Logger, Scope, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, Logger, Schedule, Scope, Stream, TestClock } from "effect"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Health from "../src/Health.js"
 import { taggedMetric } from "./support/metrics.js"
@@ -134,7 +134,12 @@ describe("CircuitBreaker.keyed", () => {
 
   it.scoped("gives many fibers asking for the same new key one breaker", () =>
     Effect.gen(function*() {
-      const keyed = yield* CircuitBreaker.keyed({ name: uniqueName("race") })
+      // An open schedule whose step yields: making a breaker takes several fiber steps, so the
+      // fibers really do ask for the key while its breaker is being made.
+      const openSchedule = Schedule.spaced("1 minute").pipe(
+        Schedule.modifyDelayEffect((_, delay) => Effect.as(Effect.yieldNow(), delay))
+      )
+      const keyed = yield* CircuitBreaker.keyed({ name: uniqueName("race"), openSchedule })
       const breakers = yield* Effect.forEach(
         Array.from({ length: 200 }, () => keyed.get("new")),
         (get) => Effect.zipRight(Effect.yieldNow(), get),
