@@ -2,7 +2,7 @@
  * The examples of docs/health.md. In an application, import the modules from the package:
  * `import { Health } from "effect-resilience"`, `import * as Sqlite from "effect-resilience/Sql/Sqlite"`.
  */
-import { Console, Effect, Layer, Schema, Stream } from "effect"
+import { Console, Duration, Effect, Layer, Schema, Stream } from "effect"
 import { Cache, CircuitBreaker, Fallback, Health, ResilientCache } from "effect-resilience"
 import * as Sqlite from "effect-resilience/Sql/Sqlite"
 
@@ -27,7 +27,7 @@ const program = Effect.gen(function*() {
   const llm = yield* Fallback.makeFailover([
     { name: "openai", run: (prompt: string, breaker) => breaker.protect(complete("openai", prompt)) },
     { name: "anthropic", run: (prompt: string, breaker) => breaker.protect(complete("anthropic", prompt)) }
-  ])
+  ], { name: "llm" }) // names the group in the failover time histogram
   yield* Health.register({ name: "llm", source: Health.fromFailover(llm) })
 
   // A dependency known only by a check of your own, run every 10 seconds.
@@ -41,9 +41,14 @@ const program = Effect.gen(function*() {
     otherwise: Effect.succeed([])
   })
 
-  // The snapshot, as JSON.
+  // The snapshot, as JSON; each dependency with its breakers and, for a failover group, its failover time.
   const status = yield* Health.status
   yield* Console.log(JSON.stringify(yield* Schema.encode(Health.Status)(status)))
+  for (const dependency of status.dependencies) {
+    const breakers = dependency.breakers.map((b) => `${b.name} ${b.state} (${b.totalCalls} calls)`).join(", ")
+    const failover = dependency.failoverTime === null ? "none" : Duration.format(dependency.failoverTime)
+    yield* Console.log(`${dependency.name}: ${dependency.state}; ${breakers}; failover time ${failover}`)
+  }
   return { recommendations, payments: yield* payments.state }
 })
 
