@@ -53,6 +53,13 @@ const rates: ReadonlyArray<number> = [50, 200]
 /** Reads against the running server first (connections and JIT warm), then against the frozen one. */
 const healthyMillis = 1_000
 const frozenMillis = 6_000
+/**
+ * Before the measured rates, one outage of this length at the first rate, as the healthy
+ * phase warms connections: the first outage a process sees runs the open, half-open and
+ * probe paths for the first time, and pays V8's compilation of them (its figures are
+ * reported apart, as "first outage of the process").
+ */
+const warmUpFrozenMillis = 3_000
 
 const key = "bench:outage"
 
@@ -262,7 +269,12 @@ const observingProcess = <A, E>(origin: number, effect: Effect.Effect<A, E>): Ef
   )
 
 /** One rate: a fresh resilient cache over a fresh Redis layer, healthy traffic, then frozen traffic. */
-const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknown> =>
+const run = (
+  server: RedisServer,
+  rate: number,
+  frozenFor = frozenMillis,
+  probePatience?: Duration.DurationInput
+): Effect.Effect<RunResult, unknown> =>
   Effect.scoped(Effect.gen(function*() {
     let clock = timeline()
     const allCalls: Array<ServerCall> = []
@@ -279,7 +291,11 @@ const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknow
     )
     const cache = Context.get(
       yield* Layer.build(
-        ResilientCache.layer({ name: `bench-outage-${rate}`, breaker: breakerOptions }).pipe(
+        ResilientCache.layer({
+          name: `bench-outage-${rate}`,
+          breaker: breakerOptions,
+          ...(probePatience === undefined ? {} : { probePatience })
+        }).pipe(
           Layer.provide(Layer.succeed(Cache.Cache, recording(redis, allCalls, () => clock)))
         )
       ),
@@ -304,7 +320,7 @@ const run = (server: RedisServer, rate: number): Effect.Effect<RunResult, unknow
       clock.origin,
       Effect.acquireUseRelease(
         Effect.sync(() => server.stop()),
-        () => traffic(read, rate, frozenMillis, clock),
+        () => traffic(read, rate, frozenFor, clock),
         () => Effect.sync(() => server.cont())
       )
     )
@@ -532,6 +548,20 @@ export const suite: Suite = {
       const targets: Array<Target> = []
       const notes: Array<string> = []
       const perRate: Array<unknown> = []
+      const firstOutage = analyse(yield* run(server, rates[0]!, warmUpFrozenMillis))
+      if (Either.isRight(firstOutage)) {
+        const cold = (id: string) => firstOutage.right.figures.find((f) => f.id === `${rates[0]}.${id}`)
+        for (const [id, label] of [["p50", "p50"], ["p99", "p99"], ["max", "max"]] as const) {
+          const measured = cold(id)
+          if (measured !== undefined) {
+            figures.push({
+              ...measured,
+              id: `firstOutage.${id}`,
+              label: `first outage of the process (cold code), ${rates[0]} reads/s, after opening: ${label}`
+            })
+          }
+        }
+      }
       for (const rate of rates) {
         const analysed = analyse(yield* run(server, rate))
         if (Either.isLeft(analysed)) {
@@ -541,6 +571,20 @@ export const suite: Suite = {
         targets.push(...analysed.right.targets)
         notes.push(...analysed.right.notes)
         perRate.push(analysed.right.details)
+      }
+      // The same at the first rate with `probePatience: 0`: no probe's caller waits at all.
+      const noPatience = analyse(yield* run(server, rates[0]!, frozenMillis, 0))
+      if (Either.isRight(noPatience)) {
+        for (const id of ["p50", "p99", "p999", "max"]) {
+          const measured = noPatience.right.figures.find((f) => f.id === `${rates[0]}.${id}`)
+          if (measured !== undefined) {
+            figures.push({
+              ...measured,
+              id: `noPatience.${id}`,
+              label: `probePatience 0: ${measured.label}`
+            })
+          }
+        }
       }
       return {
         name: "redis-outage",
@@ -552,7 +596,8 @@ export const suite: Suite = {
         details: {
           server: `redis-server on a free loopback port (${binary.right}), frozen with SIGSTOP, resumed with SIGCONT`,
           traffic: `open-loop: read i scheduled at i / rate; latency from the scheduled send time; ` +
-            `${healthyMillis} ms healthy, then ${frozenMillis} ms frozen, per rate`,
+            `${healthyMillis} ms healthy, then ${frozenMillis} ms frozen, per rate, after one outage of ` +
+            `${warmUpFrozenMillis} ms at ${rates[0]} reads/s (the first outage of the process, reported apart)`,
           cache: {
             layer: "ResilientCache.layer({ name, breaker }) over the Redis layer",
             commandTimeout,

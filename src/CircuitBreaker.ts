@@ -266,7 +266,8 @@ export declare namespace CircuitBreaker {
      * goes on in the background, its outcome still deciding the breaker, while its caller
      * fails at once with `CircuitBreakerOpen` (reason `ProbePending`): no caller sits out the
      * timeout of a dependency that is down. Interrupting the caller before then interrupts
-     * the probe. Calls admitted while `Closed` always run in the caller's fiber.
+     * the probe. Calls admitted while `Closed` always run in the caller's fiber. `0`: the
+     * caller does not wait at all; every probe runs in the background from its start.
      */
     readonly probePatience?: Duration.DurationInput | undefined
     /**

@@ -103,7 +103,8 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
   /**
    * How long the caller of a half-open probe waits for it (default 1 millisecond;
-   * `Duration.infinity` to wait for the probe). A probe that has not answered by then runs
+   * `Duration.infinity` to wait for the probe; `0` not to wait at all, the probe's caller
+   * then always gets the fallback). A probe that has not answered by then runs
    * on in the background, its outcome still deciding the breaker, while its caller gets the
    * fallback: with the breaker open or half-open in front of a frozen cache, no caller
    * sits out the command timeout. A cache on the same host answers a probe's caller

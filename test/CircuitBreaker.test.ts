@@ -491,6 +491,27 @@ describe("CircuitBreaker", () => {
         expect(yield* Ref.get(answered)).toBe(false)
       }))
 
+    it.effect("no patience at all: the probe's caller is answered at once, the probe still decides the breaker", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("patience-zero"),
+          failureThreshold: 1,
+          successThreshold: 1,
+          resetTimeout: "10 seconds",
+          probePatience: 0
+        })
+        yield* fail(breaker)
+        yield* TestClock.adjust("10 seconds")
+        const answered = yield* Ref.make(false)
+        // No clock adjustment: the caller does not wait, even for a probe that answers at once.
+        const error = yield* breaker.protect(Ref.set(answered, true)).pipe(Effect.flip)
+        expect(error).toMatchObject({ _tag: "CircuitBreakerOpen", reason: "ProbePending" })
+        yield* Effect.yieldNow()
+        expect(yield* Ref.get(answered)).toBe(true)
+        expect(yield* breaker.state).toBe("Closed")
+        expect((yield* breaker.metrics).successfulCalls).toBe(1)
+      }))
+
     describe("on the live clock (one timer and an observer of the probe)", () => {
       const liveBreaker = (probePatience: Duration.DurationInput) =>
         Effect.gen(function*() {
@@ -1271,7 +1292,7 @@ describe("CircuitBreaker", () => {
             "resetTimeout, openSchedule"
           ],
           [{ name: "x", openSchedule: Schedule.stop }, "openSchedule"],
-          [{ name: "x", probePatience: 0 }, "probePatience"],
+          [{ name: "x", probePatience: -1 }, "probePatience"],
           [{ name: "x", probePatience: "forever" as any }, "probePatience"],
           [{ name: "x", probePatience: Duration.infinity }, "probePatience"]
         ]

@@ -466,6 +466,38 @@ describe("ResilientCache", () => {
       }
     }).pipe(Effect.scoped))
 
+  it.effect("probePatience 0: a probe's caller is answered from the fallback at once, the probe runs on and decides", () =>
+    Effect.gen(function*() {
+      const base = yield* Cache.makeMemory()
+      yield* base.set("k", "v", { ttl: "1 hour" })
+      // Down until 31 s, then a healthy cache answering in 20 ms.
+      const [slow] = yield* Chaos.makeCache(base, {
+        outages: [{ start: 0, duration: "31 seconds", mode: "hang" }],
+        latency: "20 millis"
+      })
+      const cache = yield* ResilientCache.fromCache(slow, { name: "patience-zero", timeout: "1 second", probePatience: 0 })
+      for (let i = 0; i < 5; i++) {
+        const fiber = yield* Effect.fork(cache.get("k"))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+      }
+      expect(yield* cache.breaker.state).toBe("Open")
+      yield* TestClock.adjust("30 seconds")
+      for (let probe = 0; probe < 3; probe++) {
+        expect(yield* cache.breaker.state).toBe("HalfOpen")
+        // Answered without the clock moving: the caller never waits on the probe.
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect((yield* cache.breaker.metrics).probesInFlight).toBe(1)
+        yield* TestClock.adjust("20 millis")
+      }
+      expect(yield* cache.breaker.state).toBe("Closed")
+      expect((yield* cache.stats).probeFallbacks).toBe(3)
+      // Closed again: a read waits for the cache, as any call admitted while Closed does.
+      const fresh = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust("20 millis")
+      expect(yield* Fiber.join(fresh)).toEqual(Option.some("v"))
+    }).pipe(Effect.scoped))
+
   it.effect("its metrics carry the tags a caller sets with Effect.tagMetrics", () =>
     Effect.gen(function*() {
       const cache = yield* ResilientCache.fromCache(failingCache("Unavailable"), { name: "tagged" })

@@ -278,7 +278,12 @@ export const resolveOptions = <E>(input: CB.CircuitBreaker.Options<E>): Either.E
     const window = yield* resolveWindow(options.window)
     const probePatience = options.probePatience === undefined
       ? undefined
-      : Duration.toMillis(yield* Options.duration(MODULE, "probePatience", options.probePatience, Duration.zero))
+      : Duration.toMillis(
+        yield* Options.duration(MODULE, "probePatience", options.probePatience, Duration.zero, {
+          positive: false,
+          finite: true
+        })
+      )
     if (options.tagMetricsWithName !== undefined && typeof options.tagMetricsWithName !== "boolean") {
       return yield* Either.left(
         new InvalidOptions({
@@ -403,14 +408,17 @@ const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
  * The exit of `fiber` if it ends within `millis`, else `undefined` (the fiber keeps running).
  * On the live clock it is one timer and an observer of the fiber: `Effect.timeoutTo` would
  * race two more fibers and interrupt the loser, which costs a probe's caller about a
- * millisecond more than its patience. Any other clock (`TestClock`) gets `timeoutTo`.
+ * millisecond more than its patience. Any other clock (`TestClock`) gets `timeoutTo`. No
+ * patience at all waits for nothing: the fiber's exit if it has one already.
  */
 const awaitAtMost = <A, E>(
   fiber: Fiber.RuntimeFiber<A, E>,
   millis: number,
   clock: Clock.Clock
 ): Effect.Effect<Exit.Exit<A, E> | undefined> =>
-  clock !== liveClock
+  millis <= 0
+    ? Effect.sync(() => fiber.unsafePoll() ?? undefined)
+    : clock !== liveClock
     ? Effect.timeoutTo(Fiber.await(fiber), { duration: millis, onSuccess: (exit) => exit, onTimeout: () => undefined })
     : Effect.async<Exit.Exit<A, E> | undefined>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined = undefined

@@ -132,7 +132,7 @@ const validate = (options: RC.Options | undefined): Either.Either<Validated, Inv
       "probePatience",
       o.probePatience,
       defaults.probePatience,
-      { positive: true, finite: false }
+      { positive: false, finite: false }
     )
     const memory = yield* options_.field(moduleName, "memoryFallback", o.memoryFallback, memoryOption, false)
     return {
