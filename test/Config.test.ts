@@ -14,6 +14,8 @@ import { CacheError } from "../src/internal/cacheService.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 import * as Sql from "../src/Sql.js"
 import * as Sqlite from "../src/Sql/Sqlite.js"
+import * as Pg from "../src/Sql/Pg.js"
+import { freePort } from "./integration/serverLifecycle.js"
 
 const env = (entries: ReadonlyArray<readonly [string, string]>) =>
   ConfigProvider.fromMap(new Map(entries), { pathDelim: "_" })
@@ -284,6 +286,34 @@ describe("Sql.layerConfig", () => {
       if (error._tag === "InvalidOptions") {
         expect(error.field).toBe("healthCheck.interval (DATABASE_HEALTH_CHECK_INTERVAL)")
       }
+    }))
+})
+
+describe("Pg.layerConfig", () => {
+  it.scoped("reads the database's breaker from the environment too, under the name database by default", () =>
+    Effect.gen(function*() {
+      // Nothing listens there: the database starts degraded, its options already in force.
+      const port = yield* Effect.promise(() => freePort())
+      const context = yield* Layer.build(Pg.layerConfig()).pipe(
+        Effect.withConfigProvider(env([
+          ["DATABASE_URL", `postgres://app@127.0.0.1:${port}/app`],
+          ["DATABASE_CIRCUIT_BREAKER_THRESHOLD", "2"],
+          ["DATABASE_CIRCUIT_BREAKER_TIMEOUT", "45"]
+        ]))
+      )
+      const db = Context.get(context, Sql.ResilientSql)
+      expect(db.name).toBe("database")
+      expect(Duration.toMillis((yield* db.breaker.metrics).openDuration)).toBe(45_000)
+      const error = yield* Layer.build(Pg.layerConfig(undefined, { name: "orders" })).pipe(
+        Effect.withConfigProvider(env([
+          ["DATABASE_URL", `postgres://app@127.0.0.1:${port}/app`],
+          ["ORDERS_CIRCUIT_BREAKER_THRESHOLD", "many"]
+        ])),
+        Effect.as("built"),
+        Effect.flip
+      )
+      expect(error._tag).toBe("InvalidOptions")
+      if (error._tag === "InvalidOptions") expect(error.field).toContain("ORDERS_CIRCUIT_BREAKER_THRESHOLD")
     }))
 })
 

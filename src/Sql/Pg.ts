@@ -76,7 +76,11 @@ export const layer: (
 
 /**
  * `layer` with the client's settings read through Effect `Config`; by default the URL
- * from `DATABASE_URL`, read with `Config.redacted`.
+ * from `DATABASE_URL`, read with `Config.redacted`. The resilient database's options are
+ * read as `Sql.layerConfig` reads them, under its name (default `database`): its breaker
+ * (`DATABASE_FAILURE_THRESHOLD` or the seeds' `DATABASE_CIRCUIT_BREAKER_THRESHOLD`,
+ * `DATABASE_RESET_TIMEOUT` or `DATABASE_CIRCUIT_BREAKER_TIMEOUT` in seconds, ...) and its
+ * check's interval (`DATABASE_HEALTH_CHECK_INTERVAL`), over the options given here.
  *
  * @example
  * ```ts

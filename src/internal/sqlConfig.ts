@@ -21,7 +21,13 @@ import * as internal from "./sql.js"
 /** @internal */
 export const defaultName = "database"
 
-const resolve = (defaults: Sql.Options | undefined) =>
+/**
+ * The options in code with the environment's over them, and a function that names the
+ * variable behind a refused option.
+ *
+ * @internal
+ */
+export const resolve = (defaults: Sql.Options | undefined) =>
   Effect.gen(function*() {
     const resolved = yield* Resilient.resolve(defaults, defaultName)
     const options = resolved.options

@@ -11,6 +11,7 @@ import { InvalidOptions } from "../InvalidOptions.js"
 import type * as Sql from "../Sql.js"
 import * as options_ from "./options.js"
 import * as sql from "./sql.js"
+import * as SqlConfig from "./sqlConfig.js"
 import { type DatabaseError, toDatabaseError } from "./sqlErrors.js"
 
 const MODULE = "Sql/Pg"
@@ -155,9 +156,19 @@ export const layer = (
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<PgClient.PgClientConfig> = { url: Config.redacted("DATABASE_URL") }
 
-/** @internal */
+/**
+ * The client's settings from `config`, and the resilient database's options as
+ * `Sql.layerConfig` reads them: its breaker and check interval under its name (default
+ * `database`, as the URL's `DATABASE_URL`), over the options given in code.
+ *
+ * @internal
+ */
 export const layerConfig = (
   config: Config.Config.Wrap<PgClient.PgClientConfig> = defaultConfig,
   options?: Sql.Options
 ): Layer.Layer<sql.ResilientSql, InvalidOptions | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (resolved) => layer(resolved, options)))
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const client = yield* Config.unwrap(config)
+    const resolved = yield* SqlConfig.resolve({ ...options, name: options?.name ?? SqlConfig.defaultName })
+    return Layer.mapError(layer(client, resolved.options), resolved.nameVariable)
+  }))
