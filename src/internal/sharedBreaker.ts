@@ -219,6 +219,11 @@ export const make = <E = unknown>(
   Effect.gen(function*() {
     const store = yield* Store
     const validated = yield* validate(options)
+    // The local side reads the Clock of the fiber that made the breaker (a TestClock in tests):
+    // open periods as this process holds them, lease back-offs, transition times, report and
+    // sync intervals. The fleet's shared state keeps the Redis server's clock (`TIME` in the script).
+    const clock = yield* Effect.clock
+    const nowMillis = () => clock.unsafeCurrentTimeMillis()
     const { shared: _shared, ...localOptions } = options
     // The local breaker does not register itself with a Health registry: the shared breaker
     // does, below, so that Health reads the fleet's state and acts on it.
@@ -260,6 +265,10 @@ export const make = <E = unknown>(
     let localProbes = 0
     let forced = false
     let isolations = 0
+    // The state the stream last told of, and the local breaker's state as its own stream told it.
+    let localState: CircuitBreaker.State = "Closed"
+    let emitted: CircuitBreaker.State = "Closed"
+    let localResets = 0
 
     const viewOf = (s: decision.Snapshot, now: number): CircuitBreaker.State | undefined =>
       s.status === "Closed"
@@ -268,32 +277,84 @@ export const make = <E = unknown>(
         ? "Open"
         : "HalfOpen"
 
-    const update = (next: decision.Snapshot, now: number) => {
+    // The breaker's own state: forced or isolated, the local breaker decides; else a known
+    // shared open period, a shared half-open period while Redis answers, or the local breaker.
+    const combined = (now: number, localNow: CircuitBreaker.State): CircuitBreaker.State => {
+      if (forced || isolations > 0 || localNow === "ForcedOpen" || localNow === "ForcedClosed") return localNow
+      const view = viewOf(snapshot, now)
+      if (view === "Open") return view
+      if (view === "HalfOpen" && healthy) return view
+      return localNow
+    }
+
+    const reasonFor = (from: CircuitBreaker.State, to: CircuitBreaker.State): CircuitBreaker.TransitionReason =>
+      to === "Open"
+        ? from === "HalfOpen" ? "ProbeFailed" : "FailureRate"
+        : to === "HalfOpen"
+        ? "OpenDurationElapsed"
+        : from === "HalfOpen"
+        ? "ProbesSucceeded"
+        : "Reset"
+
+    // One stream of the breaker's own state: a transition is told once, when the state it
+    // reads changes, whichever side (local or shared) moved it.
+    const observe = (now: number, reason?: CircuitBreaker.TransitionReason) => {
+      const to = combined(now, localState)
+      if (to === emitted) return
+      const from = emitted
+      emitted = to
+      transitions.unsafeOffer({ breaker: name, from, to, at: now, reason: reason ?? reasonFor(from, to) })
+    }
+
+    // The end of a shared open period is a transition of its own (to half-open): a timer on
+    // this process's Clock, set again when a fresher reading moves the end.
+    let watchedUntil = -1
+    const watchOpenEnd = (next: decision.Snapshot, now: number) => {
+      if (viewOf(next, now) !== "Open" || next.openUntil === watchedUntil) return
+      watchedUntil = next.openUntil
+      fork(Effect.zipRight(
+        Effect.sleep(Duration.millis(next.openUntil - now)),
+        Effect.sync(() => {
+          if (snapshot.generation === next.generation && snapshot.epoch === next.epoch) {
+            observe(nowMillis(), "OpenDurationElapsed")
+          }
+        })
+      ))
+    }
+
+    const update = (next: decision.Snapshot, now: number, reason?: CircuitBreaker.TransitionReason) => {
       const previous = snapshot
       snapshot = next
-      if (previous.status === next.status && previous.epoch === next.epoch) return
-      const from = viewOf(previous, now) ?? "Closed"
-      const to = viewOf(next, now) ?? "Closed"
-      if (from === to && previous.epoch === next.epoch) return
-      const reason: CircuitBreaker.TransitionReason = to === "Closed"
-        ? "ProbesSucceeded"
-        : to === "Open"
-        ? from === "HalfOpen" ? "ProbeFailed" : "FailureRate"
-        : "OpenDurationElapsed"
-      if (from !== to) transitions.unsafeOffer({ breaker: name, from, to, at: now, reason })
+      watchOpenEnd(next, now)
+      if (previous.status === next.status && previous.epoch === next.epoch) {
+        // The same period, read again (or ended now by `halfOpen`).
+        observe(now)
+        return
+      }
       // The fleet closed the breaker after its probes succeeded: the local breaker follows.
       if (previous.status !== "Closed" && next.status === "Closed" && !forced && isolations === 0) {
-        fork(local.reset)
+        // Until that reset is done, what the local breaker told before it is out of date.
+        localState = "Closed"
+        localResets++
+        fork(Effect.ensuring(local.reset, Effect.sync(() => localResets--)))
       }
+      const previousView = viewOf(previous, now) ?? "Closed"
+      const nextView = viewOf(next, now) ?? "Closed"
+      observe(now, reason ?? (nextView === "Closed" && previousView === "Open" ? "Reset" : undefined))
     }
 
     const onReply = (reply: decision.Reply) => {
+      const wasHealthy = healthy
       healthy = true
       if (reply.extra === "probe") probesGranted++
-      update(decision.applyReply(snapshot, reply, Date.now()), Date.now())
+      const now = nowMillis()
+      update(decision.applyReply(snapshot, reply, now), now)
+      if (!wasHealthy) observe(now)
     }
     const onFailure = () => {
+      if (!healthy) return
       healthy = false
+      observe(nowMillis())
     }
     const run = (op: string, extra: ReadonlyArray<string | number> = []) =>
       store.run(key, [...baseArgs(op), ...extra]).pipe(
@@ -349,7 +410,7 @@ export const make = <E = unknown>(
             if (reply.extra !== "probe") {
               localProbes--
               if (reply.status === "Closed") return restore(viaLocal(effect))
-              const route = decision.route(snapshot, healthy, Date.now())
+              const route = decision.route(snapshot, healthy, nowMillis())
               return route._tag === "Reject"
                 ? reject(route.reason, route.retryAfterMillis)
                 : reject("HalfOpenFull", 0)
@@ -371,7 +432,7 @@ export const make = <E = unknown>(
     ): Effect.Effect<A, E1 | CircuitBreaker.CircuitBreakerOpen, R> =>
       Effect.suspend(() => {
         if (forced || isolations > 0) return local.protect(effect)
-        const route = decision.route(snapshot, healthy, Date.now())
+        const route = decision.route(snapshot, healthy, nowMillis())
         switch (route._tag) {
           case "Local":
             return viaLocal(effect)
@@ -393,16 +454,31 @@ export const make = <E = unknown>(
     })
     const read = Effect.ignore(run("read"))
 
+    // The local breaker's transitions move the breaker's own state when no shared period holds it.
+    const fromLocal = yield* local.subscribe
+    // A change is read as a signal: the local state is read afresh, so a change told late (a
+    // lazy transition published while the fleet closed the breaker) cannot bring back a state
+    // the local breaker has left.
+    yield* Effect.forkScoped(Stream.runForEach(fromLocal, (change) =>
+      Effect.flatMap(local.state, (current) =>
+        Effect.sync(() => {
+          if (localResets > 0) return
+          localState = current
+          observe(nowMillis(), current === change.to ? change.reason : undefined)
+        }))))
     yield* store.subscribe(channel, (text) => {
       const message = decision.decodeMessage(text)
       if (message === undefined) return
-      const now = Date.now()
+      const now = nowMillis()
       update(decision.applyMessage(snapshot, message, now), now)
     })
     // The first read decides the starting state; it is bounded by the command timeout.
     yield* read
     fork(Effect.repeat(flush, Schedule.spaced(validated.reportInterval)))
-    yield* Effect.forkScoped(Effect.repeat(read, Schedule.spaced(validated.syncInterval)))
+    // The first backstop read comes one syncInterval after the one above.
+    yield* Effect.forkScoped(
+      Effect.delay(Effect.repeat(read, Schedule.spaced(validated.syncInterval)), validated.syncInterval)
+    )
     yield* Effect.addFinalizer(() => flush)
 
     const stateNow = Effect.flatMap(local.state, (localState) =>
@@ -410,7 +486,7 @@ export const make = <E = unknown>(
         if (forced || isolations > 0 || localState === "ForcedOpen" || localState === "ForcedClosed") {
           return localState
         }
-        const now = Date.now()
+        const now = nowMillis()
         const view = viewOf(snapshot, now)
         if (view === "Open") return view
         if (view === "HalfOpen" && healthy) return view
@@ -426,13 +502,13 @@ export const make = <E = unknown>(
         state === "Open"
           ? Effect.succeed(false)
           : state === "HalfOpen" && snapshot.status !== "Closed"
-          ? Effect.sync(() => Date.now() >= snapshot.fullUntil && localProbes < validated.halfOpenMaxCalls)
+          ? Effect.sync(() => nowMillis() >= snapshot.fullUntil && localProbes < validated.halfOpenMaxCalls)
           : local.isCallPermitted),
       retryAfter: Effect.flatMap(stateNow, (state) =>
         state === "Open" && snapshot.status === "Open"
-          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.openUntil - Date.now())))
+          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.openUntil - nowMillis())))
           : state === "HalfOpen" && snapshot.status !== "Closed"
-          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.fullUntil - Date.now())))
+          ? Effect.sync(() => Duration.millis(Math.max(0, snapshot.fullUntil - nowMillis())))
           : local.retryAfter),
       metrics: Effect.flatMap(local.metrics, (metrics) =>
         Effect.map(stateNow, (state) => ({
@@ -441,12 +517,8 @@ export const make = <E = unknown>(
           rejectedCalls: metrics.rejectedCalls + sharedRejections,
           totalCalls: metrics.totalCalls + sharedRejections
         }))),
-      changes: Stream.merge(local.changes, Stream.fromPubSub(transitions)),
-      subscribe: Effect.gen(function*() {
-        const fromLocal = yield* local.subscribe
-        const fromShared = yield* PubSub.subscribe(transitions)
-        return Stream.merge(fromLocal, Stream.fromQueue(fromShared))
-      }),
+      changes: Stream.fromPubSub(transitions),
+      subscribe: Effect.map(PubSub.subscribe(transitions), (queue) => Stream.fromQueue(queue)),
       forceOpen: Effect.zipRight(Effect.sync(() => {
         forced = true
       }), local.forceOpen),
@@ -456,7 +528,7 @@ export const make = <E = unknown>(
       reset: Effect.zipRight(
         Effect.sync(() => {
           forced = false
-          update(decision.initialSnapshot, Date.now())
+          update(decision.initialSnapshot, nowMillis(), "Reset")
         }),
         Effect.zipRight(local.reset, Effect.ignore(run("reset")))
       ),
@@ -471,7 +543,11 @@ export const make = <E = unknown>(
       ),
       halfOpen: Effect.zipRight(local.halfOpen, Effect.ignore(run("halfopen"))),
       shared: Effect.sync(() => ({
-        status: viewOf(snapshot, Date.now()) === "Open" ? "Open" : snapshot.status === "Closed" ? "Closed" : "HalfOpen",
+        status: viewOf(snapshot, nowMillis()) === "Open"
+          ? "Open"
+          : snapshot.status === "Closed"
+          ? "Closed"
+          : "HalfOpen",
         epoch: snapshot.epoch,
         healthy,
         probesGranted,
