@@ -18,10 +18,10 @@ import type * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type { RedisOptions } from "ioredis"
 import type { Cache, CacheService } from "../Cache.js"
 import * as internal from "../internal/redis.js"
 import type { RedisConnectionError } from "../internal/redis.js"
+import type { ConnectionOptions } from "../internal/redisConnection.js"
 import type { InvalidOptions } from "../InvalidOptions.js"
 
 export {
@@ -36,26 +36,16 @@ export {
 } from "../internal/redis.js"
 
 /**
- * The options of `layer` and `make`. Every field is optional.
+ * The options of `layer` and `make`: the connection options of every Redis layer (`url`, `redis`,
+ * `commandTimeout` 500 ms, `connectTimeout` 1 second, `maxReconnectDelay` 1 second,
+ * `connectionName` `"effect-resilience-cache"`), and the cache's own. Every field is optional.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /**
-   * `redis://[user:password@]host[:port][/db]` or `rediss://...` (default: `redis.host` and
-   * `redis.port`, else localhost:6379). Checked before any connection: scheme, host, port in
-   * 1..65535, path a database number. A `Redacted` keeps the credentials it holds out of
-   * logs; errors and logs never show a URL's userinfo or query either way.
-   */
-  readonly url?: string | Redacted.Redacted<string> | undefined
+export interface Options extends ConnectionOptions {
   /** The password, over the URL's (for a URL without credentials): a `Redacted` or a string. */
   readonly password?: string | Redacted.Redacted<string> | undefined
-  /**
-   * ioredis options, applied over this layer's defaults (what `url` says wins over them):
-   * host, port, password, tls, db, ... `keyPrefix` is refused: use `prefix`.
-   */
-  readonly redis?: RedisOptions | undefined
   /** Names the cache in logs and metrics (default `"redis"`). */
   readonly name?: string | undefined
   /** Prepended to every key; `invalidate` only ever sees keys under it (default `""`). */
@@ -72,18 +62,10 @@ export interface Options {
    * `"TooLarge"` (default 1 MiB; `Infinity` for no limit).
    */
   readonly maxValueSize?: number | undefined
-  /** A command without a reply after this long fails with reason `"Timeout"` (default 500 ms). */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** How long a connection attempt may take (default 1 second). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
   /** Reconnect attempts a command written before a disconnect waits for before it fails (default 1). */
   readonly maxRetriesPerRequest?: number | undefined
-  /** The longest wait between reconnect attempts; they back off from 50 ms with jitter (default 1 second). */
-  readonly maxReconnectDelay?: Duration.DurationInput | undefined
   /** Keys asked per SCAN round of `invalidate`, each round followed by one UNLINK (default 500). */
   readonly scanCount?: number | undefined
-  /** The name of the connection in `CLIENT LIST` (default `"effect-resilience-cache"`). */
-  readonly connectionName?: string | undefined
   /**
    * Whether building the layer fails with `RedisConnectionError` when the first connection
    * attempt fails (default `false`: the layer is built, logs a warning, commands fail with

@@ -1,7 +1,6 @@
 import * as Config from "effect/Config"
 import { parseDuration as parseSeconds } from "./circuitBreaker.js"
 import * as ConfigError from "effect/ConfigError"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -9,21 +8,27 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
 import type * as CacheModule from "../Cache.js"
 import type * as RedisModule from "../Cache/Redis.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import { Cache, CacheError, ttlMillis } from "./cacheService.js"
 import * as options_ from "./options.js"
 import * as codec from "./redisCodec.js"
-import { toCacheError, withoutSecrets } from "./redisErrors.js"
-import * as redisUrl from "./redisUrl.js"
+import * as connection_ from "./redisConnection.js"
+import { RedisConnectionError } from "./redisConnection.js"
+import { toCacheError } from "./redisErrors.js"
 import { counter } from "./metric.js"
 
 const moduleName = "Cache/Redis"
+
+export {
+  /** @internal */
+  reconnectDelay,
+  /** @internal */
+  RedisConnectionError
+} from "./redisConnection.js"
 
 /** @internal */
 export const defaults = {
@@ -40,38 +45,17 @@ export const defaults = {
   connectionName: "effect-resilience-cache"
 } as const
 
-/**
- * The layer could not connect at startup and `requireConnection` was set.
- *
- * @internal
- */
-export class RedisConnectionError extends Data.TaggedError("RedisConnectionError")<{
-  /** The server, without credentials. */
-  readonly server: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `could not connect to Redis at ${this.server}: ${detail}`
-  }
-}
-
 interface Validated {
   readonly name: string
   readonly prefix: string
   readonly ttl: Duration.Duration
   readonly compressionThreshold: number
   readonly maxValueSize: number
-  readonly commandTimeout: Duration.Duration
-  readonly connectTimeout: Duration.Duration
   readonly maxRetriesPerRequest: number
-  readonly maxReconnectDelay: Duration.Duration
   readonly scanCount: number
-  readonly connectionName: string
   readonly requireConnection: boolean
-  readonly url: redisUrl.RedisUrl | undefined
   readonly password: Redacted.Redacted<string> | undefined
-  readonly redis: RedisOptions
+  readonly connection: connection_.Connection
 }
 
 const anyString = options_.check(Schema.String, "a string")
@@ -82,12 +66,7 @@ export const validate = (
   options: RedisModule.Options | undefined
 ): Either.Either<Validated, InvalidOptions> =>
   Either.gen(function*() {
-    // One rule for every constructor: anything but an object is refused. The value itself is
-    // not shown: a URL passed where the options belong holds a password.
-    const o = yield* Either.mapLeft(
-      options_.object(moduleName, options, false),
-      (error) => new InvalidOptions({ ...error, received: options === null ? null : typeof options })
-    )
+    const o = yield* connection_.optionsObject(moduleName, options)
     const name = yield* options_.field(moduleName, "name", o.name, options_.nonEmptyString, defaults.name)
     const prefix = yield* options_.field(moduleName, "prefix", o.prefix, anyString, defaults.prefix)
     const ttl = yield* options_.duration(moduleName, "ttl", o.ttl, defaults.ttl, { positive: true, finite: false })
@@ -105,30 +84,12 @@ export const validate = (
       options_.integerAtLeastOrInfinity(1),
       defaults.maxValueSize
     )
-    const commandTimeout = yield* options_.duration(
-      moduleName,
-      "commandTimeout",
-      o.commandTimeout,
-      defaults.commandTimeout
-    )
-    const connectTimeout = yield* options_.duration(
-      moduleName,
-      "connectTimeout",
-      o.connectTimeout,
-      defaults.connectTimeout
-    )
     const maxRetriesPerRequest = yield* options_.field(
       moduleName,
       "maxRetriesPerRequest",
       o.maxRetriesPerRequest,
       options_.integerAtLeast(0),
       defaults.maxRetriesPerRequest
-    )
-    const maxReconnectDelay = yield* options_.duration(
-      moduleName,
-      "maxReconnectDelay",
-      o.maxReconnectDelay,
-      defaults.maxReconnectDelay
     )
     const scanCount = yield* options_.field(
       moduleName,
@@ -137,13 +98,6 @@ export const validate = (
       options_.integerAtLeast(1),
       defaults.scanCount
     )
-    const connectionName = yield* options_.field(
-      moduleName,
-      "connectionName",
-      o.connectionName,
-      options_.nonEmptyString,
-      defaults.connectionName
-    )
     const requireConnection = yield* options_.field(
       moduleName,
       "requireConnection",
@@ -151,27 +105,15 @@ export const validate = (
       aBoolean,
       false
     )
-    const url = yield* validateUrl(o.url)
+    const connection = yield* connection_.validateConnection(moduleName, o, defaults)
     const password = yield* validatePassword(o.password)
-    const redis = o.redis ?? {}
-    if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
-      // The value itself is never printed: ioredis options hold passwords.
-      return yield* Either.left(
-        new InvalidOptions({
-          module: moduleName,
-          field: "redis",
-          expected: "an object of ioredis options",
-          received: typeof redis
-        })
-      )
-    }
-    if (redis.keyPrefix !== undefined) {
+    if (connection.redis.keyPrefix !== undefined) {
       return yield* Either.left(
         new InvalidOptions({
           module: moduleName,
           field: "redis.keyPrefix",
           expected: "no value (use the `prefix` option: ioredis does not apply keyPrefix to SCAN patterns)",
-          received: redis.keyPrefix
+          received: connection.redis.keyPrefix
         })
       )
     }
@@ -181,46 +123,16 @@ export const validate = (
       ttl,
       compressionThreshold,
       maxValueSize,
-      commandTimeout,
-      connectTimeout,
       maxRetriesPerRequest,
-      maxReconnectDelay,
       scanCount,
-      connectionName,
       requireConnection,
-      url,
       password,
-      redis
+      connection
     }
   })
 
 /** Secrets are printed as this, whatever they hold. */
 const hidden = "<redacted>"
-
-const validateUrl = (
-  value: string | Redacted.Redacted<string> | undefined
-): Either.Either<redisUrl.RedisUrl | undefined, InvalidOptions> => {
-  if (value === undefined) return Either.right(undefined)
-  const text = Redacted.isRedacted(value) ? Redacted.value(value) : value
-  if (typeof text !== "string") {
-    return Either.left(
-      new InvalidOptions({
-        module: moduleName,
-        field: "url",
-        expected: "a redis:// or rediss:// URL, as a string or a Redacted string",
-        received: text === null ? null : typeof text
-      })
-    )
-  }
-  return Either.mapLeft(redisUrl.parse(text), (refused) =>
-    new InvalidOptions({
-      module: moduleName,
-      field: "url",
-      expected: refused.expected,
-      // The URL without its userinfo and query: either may hold a password.
-      received: redisUrl.redact(text)
-    }))
-}
 
 const validatePassword = (
   value: string | Redacted.Redacted<string> | undefined
@@ -242,13 +154,6 @@ const validatePassword = (
 const getWithTtlCommand = "effectResilienceGetWithTtl"
 const getWithTtlScript = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 
-/** The server a client talks to, without credentials, for logs and errors. */
-const describeServer = (options: Validated): string => {
-  if (options.url !== undefined) return options.url.display
-  if (options.redis.path !== undefined) return `unix:${options.redis.path}`
-  return `redis://${options.redis.host ?? "localhost"}:${options.redis.port ?? 6379}`
-}
-
 /** Escapes the glob characters of SCAN's MATCH so that a prefix matches literally. */
 const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, "\\$&")
 
@@ -258,121 +163,32 @@ export const corruptPayloads = counter(
   "Values read from Redis that could not be decoded and were served as misses"
 )
 
-/**
- * The wait before reconnect attempt `times` (from 1): exponential from 50 ms, capped at
- * `maxDelay`, with jitter in [delay / 2, delay] (`random` in [0, 1)) so that many processes
- * do not reconnect in lockstep after a restart; at least 1 ms.
- *
- * @internal
- */
-export const reconnectDelay = (times: number, maxDelay: number, random: number): number => {
-  const delay = Math.min(50 * 2 ** Math.min(Math.max(times, 1) - 1, 20), maxDelay)
-  return Math.max(1, Math.round(delay / 2 + (delay / 2) * random))
-}
-
-/**
- * The ioredis options the layer runs with: our bounded-failure defaults, then the user's
- * `redis` options over them; `lazyConnect` is ours, since the layer connects itself.
- */
-const clientOptions = (options: Validated, jitter: () => number): RedisOptions => {
-  const maxDelay = Duration.toMillis(options.maxReconnectDelay)
-  return {
-    commandTimeout: Duration.toMillis(options.commandTimeout),
-    connectTimeout: Duration.toMillis(options.connectTimeout),
-    maxRetriesPerRequest: options.maxRetriesPerRequest,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    connectionName: options.connectionName,
-    retryStrategy: (times: number) => reconnectDelay(times, maxDelay, jitter()),
-    ...options.redis,
-    ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
-    lazyConnect: true
-  }
-}
-
-const withoutPassword = (text: string): string => {
-  const url = new URL(text)
-  url.password = ""
-  return url.toString()
-}
-
 /** @internal */
 export const make = (
   options?: RedisModule.Options
 ): Effect.Effect<CacheModule.CacheService, InvalidOptions | RedisConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
     const validated = yield* validate(options)
-    const runtime = yield* Effect.runtime<never>()
-    const random = yield* Effect.random
-    const runFork = Runtime.runFork(runtime)
-    const jitter = () => Runtime.runSync(runtime)(random.next)
-    const server = describeServer(validated)
+    const { connection } = validated
+    const { server } = connection
     const annotations = { cache: validated.name, server }
-    const log = (effect: Effect.Effect<void>) => {
-      runFork(Effect.annotateLogs(effect, annotations))
-    }
-
-    // The socket error behind a failed connection ("connect ECONNREFUSED ..."), which says
-    // more than the "Connection is closed." that ioredis rejects `connect()` with.
-    let lastConnectionError: unknown = undefined
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const settings = clientOptions(validated, jitter)
-        // What the URL says wins over `settings` in ioredis; the `password` option wins over
-        // the URL's, so the URL is passed without it then.
-        const redis = validated.url === undefined
-          ? new Redis(settings)
-          : new Redis(
-            validated.password === undefined ? validated.url.url : withoutPassword(validated.url.url),
-            settings
-          )
-        // Without a listener, ioredis reports connection errors as unhandled 'error'
-        // events, which crash a Node process. The listener stays attached for the
-        // client's whole life, so that no late error can escape either.
-        let lastError: string | undefined
-        redis.on("error", (error: unknown) => {
-          lastConnectionError = error
-          const message = error instanceof Error ? error.message : String(error)
-          if (message === lastError) {
-            log(Effect.logDebug(`Redis connection error (repeated): ${message}`))
-          } else {
-            lastError = message
-            log(Effect.logWarning(`Redis connection error: ${message}`))
-          }
-        })
-        redis.on("ready", () => {
-          if (lastError !== undefined) {
-            lastError = undefined
-            log(Effect.logInfo("Redis connection restored"))
-          }
-        })
-        return redis
-      }),
-      (redis) =>
-        Effect.promise(async () => {
-          if (redis.status === "ready") {
-            // QUIT lets replies in flight arrive; commandTimeout bounds it on a frozen server.
-            await redis.quit().catch(() => undefined)
-          }
-          redis.disconnect(false)
-        })
-    )
+    const { firstConnection, redis: client } = yield* connection_.acquireClient(connection, {
+      label: "Redis",
+      annotations,
+      // The user's ioredis options may change the fail-fast settings here.
+      defaults: connection_.failFast(connection, validated.maxRetriesPerRequest),
+      password: validated.password,
+      reconnect: "jittered",
+      logRepeatedErrors: true,
+      quitOnRelease: true
+    })
 
     // Wait for the first connection attempt only, so that commands sent right after the
     // layer is built do not fail for a connection still in progress. When it fails, the
     // client keeps reconnecting in the background and commands fail fast meanwhile.
-    const connected = yield* Effect.tryPromise(() => client.connect()).pipe(
-      Effect.timeoutFail({
-        duration: Duration.sum(validated.connectTimeout, Duration.millis(100)),
-        onTimeout: () => new Error("connect timed out")
-      }),
-      Effect.either
-    )
-    if (Either.isLeft(connected)) {
-      const failure = connected.left instanceof Error && connected.left.cause !== undefined
-        ? connected.left.cause
-        : connected.left
-      const cause = withoutSecrets(lastConnectionError ?? failure)
+    const failed = yield* firstConnection(Duration.sum(connection.connectTimeout, Duration.millis(100)))
+    if (Option.isSome(failed)) {
+      const cause = failed.value
       if (validated.requireConnection) {
         return yield* Effect.fail(new RedisConnectionError({ server, cause }))
       }
