@@ -32,11 +32,10 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type { RedisOptions } from "ioredis"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as internal from "../internal/sharedBreaker.js"
+import type { ConnectionOptions } from "../internal/redisConnection.js"
 import * as store from "../internal/sharedBreakerStore.js"
 import type { InvalidOptions } from "../InvalidOptions.js"
 
@@ -68,29 +67,18 @@ export {
 export interface SharedStore extends store.SharedStore {}
 
 /**
- * The options of `layer`. Every field is optional.
+ * The options of `layer`: the connection options of every Redis layer (`url`, `redis`,
+ * `commandTimeout` 100 ms: a command without a reply after this long makes the process fall
+ * back to its local breakers, `connectTimeout` 1 second, `maxReconnectDelay` 500 ms,
+ * `connectionName` `"effect-resilience-breaker"`), and the prefix of the keys. Every field is
+ * optional.
  *
  * @since 0.1.0
  * @category models
  */
-export interface StoreOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://...` (default localhost:6379). */
-  readonly url?: string | Redacted.Redacted<string> | undefined
-  /** ioredis options applied over this layer's defaults. */
-  readonly redis?: RedisOptions | undefined
-  /**
-   * A command without a reply after this long counts as Redis being unavailable, and the
-   * process falls back to its local breakers (default 100 ms).
-   */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** How long a connection attempt may take (default 1 second). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  /** The longest wait between reconnect attempts (default 500 ms). */
-  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+export interface StoreOptions extends ConnectionOptions {
   /** Prepended to every breaker's key and channel (default `"effect-resilience:breaker:"`). */
   readonly keyPrefix?: string | undefined
-  /** The name of the connections in `CLIENT LIST` (default `"effect-resilience-breaker"`). */
-  readonly connectionName?: string | undefined
 }
 
 /**

@@ -20,37 +20,26 @@
  */
 import type * as RateLimiter from "@effect/experimental/RateLimiter"
 import type * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type { RedisOptions } from "ioredis"
 import * as internal from "../internal/rateLimitRedis.js"
+import type { ConnectionOptions } from "../internal/redisConnection.js"
 import type { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 
 /**
- * The options of `layer`. Every field is optional.
+ * The options of `layer`: the connection options of every Redis layer (`url`, `redis`,
+ * `commandTimeout` 100 ms: how long a limit check waits for Redis before `onStoreUnavailable`
+ * decides, `connectTimeout` 1 second, `maxReconnectDelay` 500 ms, `connectionName`
+ * `"effect-resilience-rate-limit"`), and the prefix of the keys. Every field is optional.
  *
  * @since 0.1.0
  * @category models
  */
-export interface StoreOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://...` (default localhost:6379). */
-  readonly url?: string | Redacted.Redacted<string> | undefined
-  /** ioredis options applied over this layer's defaults (the fail-fast settings always apply). */
-  readonly redis?: RedisOptions | undefined
-  /** How long a limit check waits for Redis before `onStoreUnavailable` decides (default 100 ms). */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** How long connecting may take (default 1 second). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  /** The longest pause between reconnection attempts (default 500 ms). */
-  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+export interface StoreOptions extends ConnectionOptions {
   /** Prefix of the keys holding the limits (default `"effect-resilience:rate-limit:"`). */
   readonly keyPrefix?: string | undefined
-  /** The client's name in `CLIENT LIST` (default `"effect-resilience-rate-limit"`). */
-  readonly connectionName?: string | undefined
 }
 
 /**

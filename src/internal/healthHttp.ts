@@ -26,21 +26,13 @@ import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Health from "../Health.js"
+import type * as HealthHttp from "../HealthHttp.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import { dashboardPage } from "./dashboard.js"
 import { MetricsExposition } from "./metricsExposition.js"
 import * as Options from "./options.js"
 
 const MODULE = "HealthHttp"
-
-/** @internal */
-export interface HealthHttpOptions {
-  readonly prefix?: string | undefined
-  readonly adminToken?: Redacted.Redacted<string> | undefined
-  readonly maxBodyBytes?: number | undefined
-  readonly heartbeatInterval?: Duration.DurationInput | undefined
-  readonly breakerScanInterval?: Duration.DurationInput | undefined
-}
 
 interface Validated extends Omit<Resolved, "adminToken"> {
   readonly adminToken: Redacted.Redacted<string> | undefined
@@ -64,7 +56,7 @@ const prefixCheck = Options.check(
 )
 
 const validate = (
-  options: HealthHttpOptions | undefined
+  options: HealthHttp.Options | undefined
 ): Effect.Effect<Validated, InvalidOptions> =>
   Effect.gen(function*() {
     const given = yield* Options.object(MODULE, options, false)
@@ -413,7 +405,7 @@ const guarded = (
 
 /** @internal */
 export const router = (
-  options?: HealthHttpOptions
+  options?: HealthHttp.Options
 ): Effect.Effect<HttpRouter.HttpRouter, InvalidOptions | ConfigError.ConfigError, Health.Health> =>
   Effect.gen(function*() {
     const validated = yield* validate(options)
@@ -578,12 +570,12 @@ export const router = (
 
 /** @internal */
 export const layer = (
-  options?: HealthHttpOptions
+  options?: HealthHttp.Options
 ): Layer.Layer<never, InvalidOptions | ConfigError.ConfigError, Health.Health> =>
   HttpRouter.Default.use((service) => Effect.flatMap(router(options), service.concat))
 
 /** @internal */
 export const layerConfig = (
-  config: Config.Config.Wrap<HealthHttpOptions>
+  config: Config.Config.Wrap<HealthHttp.Options>
 ): Layer.Layer<never, InvalidOptions | ConfigError.ConfigError, Health.Health> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

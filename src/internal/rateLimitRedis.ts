@@ -18,21 +18,15 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
-import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as RateLimitRedis from "../RateLimit/Redis.js"
 import { withLabels } from "./metricLabels.js"
-import { parseDuration as parseSeconds } from "./circuitBreaker.js"
 import * as options_ from "./options.js"
 import * as rateLimit from "./rateLimit.js"
-import { withoutSecrets } from "./redisErrors.js"
-import * as redisUrl from "./redisUrl.js"
+import * as connection_ from "./redisConnection.js"
 import * as tracing from "./tracing.js"
 
 const STORE = "RateLimit/Redis.layer"
@@ -48,13 +42,8 @@ export const storeDefaults = {
 } as const
 
 interface ValidatedStore {
-  readonly url: redisUrl.RedisUrl | undefined
-  readonly redis: RedisOptions
-  readonly commandTimeout: Duration.Duration
-  readonly connectTimeout: Duration.Duration
-  readonly maxReconnectDelay: Duration.Duration
+  readonly connection: connection_.Connection
   readonly keyPrefix: string
-  readonly connectionName: string
 }
 
 const anyString = options_.check(Schema.String, "a string")
@@ -63,61 +52,10 @@ const validateStore = (
   options: RateLimitRedis.StoreOptions | undefined
 ): Either.Either<ValidatedStore, InvalidOptions> =>
   Either.gen(function*() {
-    const o = yield* options_.object(STORE, options, false)
-    const commandTimeout = yield* options_.duration(
-      STORE,
-      "commandTimeout",
-      o.commandTimeout,
-      storeDefaults.commandTimeout
-    )
-    const connectTimeout = yield* options_.duration(
-      STORE,
-      "connectTimeout",
-      o.connectTimeout,
-      storeDefaults.connectTimeout
-    )
-    const maxReconnectDelay = yield* options_.duration(
-      STORE,
-      "maxReconnectDelay",
-      o.maxReconnectDelay,
-      storeDefaults.maxReconnectDelay
-    )
+    const o = yield* connection_.optionsObject(STORE, options)
     const keyPrefix = yield* options_.field(STORE, "keyPrefix", o.keyPrefix, anyString, storeDefaults.keyPrefix)
-    const connectionName = yield* options_.field(
-      STORE,
-      "connectionName",
-      o.connectionName,
-      options_.nonEmptyString,
-      storeDefaults.connectionName
-    )
-    let url: redisUrl.RedisUrl | undefined = undefined
-    if (o.url !== undefined) {
-      const text: unknown = Redacted.isRedacted(o.url) ? Redacted.value(o.url) : o.url
-      if (typeof text !== "string") {
-        return yield* Either.left(
-          new InvalidOptions({
-            module: STORE,
-            field: "url",
-            expected: "a redis:// or rediss:// URL, as a string or a Redacted string",
-            received: text === null ? null : typeof text
-          })
-        )
-      }
-      url = yield* Either.mapLeft(redisUrl.parse(text), (refused) =>
-        new InvalidOptions({
-          module: STORE,
-          field: "url",
-          expected: refused.expected,
-          received: redisUrl.redact(text)
-        }))
-    }
-    const redis = o.redis ?? {}
-    if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
-      return yield* Either.left(
-        new InvalidOptions({ module: STORE, field: "redis", expected: "an object of ioredis options", received: redis })
-      )
-    }
-    return { url, redis, commandTimeout, connectTimeout, maxReconnectDelay, keyPrefix, connectionName }
+    const connection = yield* connection_.validateConnection(STORE, o, storeDefaults)
+    return { connection, keyPrefix }
   })
 
 // The scripts of @effect/experimental's RateLimiter/Redis store (0.61), unchanged.
@@ -210,87 +148,38 @@ export const makeStore = (
 ): Effect.Effect<RateLimiter.RateLimiterStore["Type"], InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const validated = yield* validateStore(options)
-    const server = validated.url?.display ??
-      `redis://${validated.redis.host ?? "localhost"}:${validated.redis.port ?? 6379}`
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    const log = (effect: Effect.Effect<void>) => {
-      runFork(Effect.annotateLogs(effect, { store: "rate-limit", server }))
-    }
-    const maxDelay = Duration.toMillis(validated.maxReconnectDelay)
-    const settings: RedisOptions = {
-      connectTimeout: Duration.toMillis(validated.connectTimeout),
-      connectionName: validated.connectionName,
-      retryStrategy: (times: number) => Math.min(maxDelay, 25 * 2 ** Math.min(times, 10)),
-      ...validated.redis,
-      commandTimeout: Duration.toMillis(validated.commandTimeout),
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      lazyConnect: true
-    }
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const client = validated.url === undefined ? new Redis(settings) : new Redis(validated.url.url, settings)
-        let lastError: string | undefined
-        client.on("error", (error: unknown) => {
-          const cleaned = withoutSecrets(error)
-          const message = cleaned instanceof Error ? cleaned.message : String(cleaned)
-          if (message !== lastError) {
-            lastError = message
-            log(Effect.logWarning(`rate limit store connection error: ${message}`))
-          }
-        })
-        client.on("ready", () => {
-          if (lastError !== undefined) {
-            lastError = undefined
-            log(Effect.logInfo("rate limit store connection restored"))
-          }
-        })
-        client.defineCommand("effectResilienceFixedWindow", { numberOfKeys: 1, lua: fixedWindowScript })
-        client.defineCommand("effectResilienceTokenBucket", { numberOfKeys: 1, lua: tokenBucketScript })
-        client.connect().catch(() => undefined)
-        return client
-      }),
-      (client) => Effect.sync(() => client.disconnect(false))
-    )
-    // Without an offline queue a command sent before the connection is ready fails: wait for it,
-    // at most `connectTimeout`. An unreachable server is not an error: calls meet
-    // `onStoreUnavailable` until the background reconnection succeeds.
-    yield* Effect.async<void>((resume) => {
-      if (client.status === "ready") return resume(Effect.void)
-      const done = () => {
-        client.off("ready", done)
-        clearTimeout(timer)
-        resume(Effect.void)
-      }
-      const timer = setTimeout(done, Duration.toMillis(validated.connectTimeout))
-      client.on("ready", done)
-      return Effect.sync(() => {
-        client.off("ready", done)
-        clearTimeout(timer)
-      })
+    const { connection } = validated
+    const { server } = connection
+    const { firstConnection, redis: client } = yield* connection_.acquireClient(connection, {
+      label: "rate limit store",
+      annotations: { store: "rate-limit", server },
+      fixed: connection_.failFast(connection, 0),
+      reconnect: "doubling",
+      logRepeatedErrors: false,
+      quitOnRelease: false
     })
+    client.defineCommand("effectResilienceFixedWindow", { numberOfKeys: 1, lua: fixedWindowScript })
+    client.defineCommand("effectResilienceTokenBucket", { numberOfKeys: 1, lua: tokenBucketScript })
+    // Without an offline queue a command sent before the connection is ready fails: wait for the
+    // first attempt, at most `connectTimeout`. An unreachable server is not an error: calls meet
+    // `onStoreUnavailable` until the background reconnection succeeds.
+    yield* firstConnection(connection.connectTimeout)
     const scripted = client as unknown as ScriptedRedis
-    // ioredis bounds a command by `commandTimeout` once sent; this bound covers the rest.
-    const bound = Duration.sum(validated.commandTimeout, Duration.millis(20))
     const run = <A>(operation: string, command: () => Promise<A>) =>
-      Effect.tryPromise({
-        try: command,
-        catch: (cause) =>
+      connection_.command(
+        connection,
+        command,
+        (cause) =>
           new RateLimiter.RateLimitStoreError({
             message: `rate limit store at ${server} did not answer ${operation}`,
-            cause: withoutSecrets(cause)
+            cause
+          }),
+        () =>
+          new RateLimiter.RateLimitStoreError({
+            message: `rate limit store at ${server} did not answer ${operation} within ${
+              Duration.format(connection.commandTimeout)
+            }`
           })
-      }).pipe(
-        Effect.timeoutFail({
-          duration: bound,
-          onTimeout: () =>
-            new RateLimiter.RateLimitStoreError({
-              message: `rate limit store at ${server} did not answer ${operation} within ${
-                Duration.format(validated.commandTimeout)
-              }`
-            })
-        })
       )
     return RateLimiter.RateLimiterStore.of({
       fixedWindow: (options) =>
@@ -328,31 +217,8 @@ export const layer = (
  *
  * @internal
  */
-export const config: Config.Config<RateLimitRedis.StoreOptions> = Config.all({
-  url: Config.option(Config.redacted("REDIS_URL")),
-  commandTimeout: Config.option(
-    Config.string("REDIS_COMMAND_TIMEOUT").pipe(
-      Config.mapOrFail((text) => {
-        const parsed = parseSeconds(text)
-        return parsed === undefined
-          ? Either.left(ConfigError.InvalidData(["REDIS_COMMAND_TIMEOUT"], `expected a duration, received "${text}"`))
-          : Either.right(parsed)
-      })
-    )
-  ),
-  keyPrefix: Config.option(Config.string("REDIS_RATE_LIMIT_KEY_PREFIX"))
-}).pipe(
-  Config.map(({ commandTimeout, keyPrefix, url }) => {
-    const options: {
-      url?: Redacted.Redacted<string>
-      commandTimeout?: Duration.Duration
-      keyPrefix?: string
-    } = {}
-    if (Option.isSome(url)) options.url = url.value
-    if (Option.isSome(commandTimeout)) options.commandTimeout = commandTimeout.value
-    if (Option.isSome(keyPrefix)) options.keyPrefix = keyPrefix.value
-    return options
-  })
+export const config: Config.Config<RateLimitRedis.StoreOptions> = connection_.storeConfig(
+  "REDIS_RATE_LIMIT_KEY_PREFIX"
 )
 
 /** @internal */

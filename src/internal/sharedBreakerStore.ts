@@ -6,35 +6,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
-import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
+import type { RedisOptions } from "ioredis"
+import type { StoreOptions } from "../CircuitBreaker/Redis.js"
 import { InvalidOptions } from "../InvalidOptions.js"
-import { parseDuration as parseSeconds } from "./circuitBreaker.js"
 import * as options_ from "./options.js"
-import { withoutSecrets } from "./redisErrors.js"
-import * as redisUrl from "./redisUrl.js"
+import * as connection_ from "./redisConnection.js"
 import { decodeReply, type Reply, script } from "./sharedBreakerScript.js"
 
 const moduleName = "CircuitBreaker/Redis"
-
-/**
- * The options of the shared store's layer.
- *
- * @internal
- */
-export interface StoreOptions {
-  readonly url?: string | Redacted.Redacted<string> | undefined
-  readonly redis?: RedisOptions | undefined
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  readonly maxReconnectDelay?: Duration.DurationInput | undefined
-  readonly keyPrefix?: string | undefined
-  readonly connectionName?: string | undefined
-}
 
 /** @internal */
 export const storeDefaults = {
@@ -89,13 +70,8 @@ export interface SharedStore {
 export class Store extends Context.Tag("effect-resilience/CircuitBreaker/Redis/Store")<Store, SharedStore>() {}
 
 interface ValidatedStore {
-  readonly url: redisUrl.RedisUrl | undefined
-  readonly redis: RedisOptions
-  readonly commandTimeout: Duration.Duration
-  readonly connectTimeout: Duration.Duration
-  readonly maxReconnectDelay: Duration.Duration
+  readonly connection: connection_.Connection
   readonly keyPrefix: string
-  readonly connectionName: string
 }
 
 const anyString = options_.check(Schema.String, "a string")
@@ -103,75 +79,11 @@ const anyString = options_.check(Schema.String, "a string")
 /** @internal */
 export const validateStore = (options: StoreOptions | undefined): Either.Either<ValidatedStore, InvalidOptions> =>
   Either.gen(function*() {
-    const o = yield* Either.mapLeft(
-      options_.object(moduleName, options, false),
-      (error) => new InvalidOptions({ ...error, received: options === null ? null : typeof options })
-    )
-    const commandTimeout = yield* options_.duration(
-      moduleName,
-      "commandTimeout",
-      o.commandTimeout,
-      storeDefaults.commandTimeout
-    )
-    const connectTimeout = yield* options_.duration(
-      moduleName,
-      "connectTimeout",
-      o.connectTimeout,
-      storeDefaults.connectTimeout
-    )
-    const maxReconnectDelay = yield* options_.duration(
-      moduleName,
-      "maxReconnectDelay",
-      o.maxReconnectDelay,
-      storeDefaults.maxReconnectDelay
-    )
+    const o = yield* connection_.optionsObject(moduleName, options)
     const keyPrefix = yield* options_.field(moduleName, "keyPrefix", o.keyPrefix, anyString, storeDefaults.keyPrefix)
-    const connectionName = yield* options_.field(
-      moduleName,
-      "connectionName",
-      o.connectionName,
-      options_.nonEmptyString,
-      storeDefaults.connectionName
-    )
-    let url: redisUrl.RedisUrl | undefined = undefined
-    if (o.url !== undefined) {
-      const text = Redacted.isRedacted(o.url) ? Redacted.value(o.url) : o.url
-      if (typeof text !== "string") {
-        return yield* Either.left(
-          new InvalidOptions({
-            module: moduleName,
-            field: "url",
-            expected: "a redis:// or rediss:// URL, as a string or a Redacted string",
-            received: text === null ? null : typeof text
-          })
-        )
-      }
-      url = yield* Either.mapLeft(redisUrl.parse(text), (refused) =>
-        new InvalidOptions({
-          module: moduleName,
-          field: "url",
-          expected: refused.expected,
-          received: redisUrl.redact(text)
-        }))
-    }
-    const redis = o.redis ?? {}
-    if (typeof redis !== "object" || redis === null || Array.isArray(redis)) {
-      return yield* Either.left(
-        new InvalidOptions({
-          module: moduleName,
-          field: "redis",
-          expected: "an object of ioredis options",
-          received: typeof redis
-        })
-      )
-    }
-    return { url, redis, commandTimeout, connectTimeout, maxReconnectDelay, keyPrefix, connectionName }
+    const connection = yield* connection_.validateConnection(moduleName, o, storeDefaults)
+    return { connection, keyPrefix }
   })
-
-const describeServer = (options: ValidatedStore): string => {
-  if (options.url !== undefined) return options.url.display
-  return `redis://${options.redis.host ?? "localhost"}:${options.redis.port ?? 6379}`
-}
 
 const commandName = "effectResilienceSharedBreaker"
 
@@ -185,93 +97,46 @@ const commandName = "effectResilienceSharedBreaker"
 export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const validated = yield* validateStore(options)
-    const server = describeServer(validated)
-    const runtime = yield* Effect.runtime<never>()
-    const runFork = Runtime.runFork(runtime)
-    const log = (effect: Effect.Effect<void>) => {
-      runFork(Effect.annotateLogs(effect, { store: "shared-breaker", server }))
-    }
-    const maxDelay = Duration.toMillis(validated.maxReconnectDelay)
-    const base: RedisOptions = {
-      connectTimeout: Duration.toMillis(validated.connectTimeout),
-      connectionName: validated.connectionName,
-      retryStrategy: (times: number) => Math.min(maxDelay, 25 * 2 ** Math.min(times, 10)),
-      ...validated.redis,
-      lazyConnect: true
-    }
-    const connect = (settings: RedisOptions, role: string) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const client = validated.url === undefined ? new Redis(settings) : new Redis(validated.url.url, settings)
-          // Without a listener, ioredis reports connection errors as unhandled 'error' events.
-          let lastError: string | undefined
-          client.on("error", (error: unknown) => {
-            const message = String(withoutSecrets(error) instanceof Error ? (error as Error).message : error)
-            if (message !== lastError) {
-              lastError = message
-              log(Effect.logWarning(`shared breaker store ${role} connection error: ${message}`))
-            }
-          })
-          client.on("ready", () => {
-            if (lastError !== undefined) {
-              lastError = undefined
-              log(Effect.logInfo(`shared breaker store ${role} connection restored`))
-            }
-          })
-          const connected = client.connect().catch(() => undefined)
-          return { client, connected }
-        }),
-        ({ client }) =>
-          Effect.sync(() => {
-            client.disconnect(false)
-          })
-      )
-    const { client: commands, connected } = yield* connect({
-      ...base,
-      commandTimeout: Duration.toMillis(validated.commandTimeout),
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false
-    }, "command")
-    const { client: subscriber } = yield* connect({
-      ...base,
+    const { connection } = validated
+    const { server } = connection
+    const connect = (role: string, fixed: RedisOptions) =>
+      connection_.acquireClient(connection, {
+        label: `shared breaker store ${role}`,
+        annotations: { store: "shared-breaker", server },
+        fixed,
+        reconnect: "doubling",
+        logRepeatedErrors: false,
+        quitOnRelease: false
+      })
+    const { firstConnection, redis: commands } = yield* connect("command", connection_.failFast(connection, 0))
+    const { redis: subscriber } = yield* connect("subscriber", {
       maxRetriesPerRequest: null,
       enableOfflineQueue: true,
       autoResubscribe: true
-    }, "subscriber")
+    })
     // The first connection attempt only, within the connect timeout: commands sent right after
     // the layer is built do not fail for a connection still in progress. When Redis does not
     // answer, the layer is built all the same and the client reconnects in the background.
-    yield* Effect.promise(() => connected).pipe(Effect.timeout(validated.connectTimeout), Effect.ignore)
+    yield* firstConnection(connection.connectTimeout)
 
     commands.defineCommand(commandName, { numberOfKeys: 1, lua: script })
     const runScript = (commands as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[
       commandName
     ]!.bind(commands)
-    // ioredis bounds each command by `commandTimeout`; this bound also covers a connection in
-    // a state where ioredis would not time the command out.
-    const bound = Duration.sum(validated.commandTimeout, Duration.millis(20))
-
-    const run = (key: string, args: ReadonlyArray<string | number>): Effect.Effect<Reply, SharedStoreUnavailable> =>
-      Effect.tryPromise({
-        try: () => runScript(key, ...args),
-        catch: (cause) =>
-          new SharedStoreUnavailable({ server, operation: String(args[0]), cause: withoutSecrets(cause) })
-      }).pipe(
-        Effect.timeoutFail({
-          duration: bound,
-          onTimeout: () =>
-            new SharedStoreUnavailable({ server, operation: String(args[0]), cause: new Error("command timed out") })
-        }),
+    const run = (key: string, args: ReadonlyArray<string | number>): Effect.Effect<Reply, SharedStoreUnavailable> => {
+      const unavailable = (cause: unknown) => new SharedStoreUnavailable({ server, operation: String(args[0]), cause })
+      return connection_.command(
+        connection,
+        () => runScript(key, ...args),
+        unavailable,
+        () => unavailable(new Error("command timed out"))
+      ).pipe(
         Effect.flatMap((raw) => {
           const reply = decodeReply(raw)
-          return reply === undefined
-            ? Effect.fail(
-              new SharedStoreUnavailable({ server, operation: String(args[0]), cause: new Error("malformed reply") })
-            )
-            : Effect.succeed(reply)
+          return reply === undefined ? Effect.fail(unavailable(new Error("malformed reply"))) : Effect.succeed(reply)
         })
       )
+    }
 
     const listeners = new Map<string, Set<(message: string) => void>>()
     subscriber.on("message", (channel: string, message: string) => {
@@ -310,25 +175,21 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, In
         Effect.flatMap((subscribed) =>
           subscribed === undefined
             ? Effect.void
-            : Effect.promise(() => subscribed).pipe(Effect.timeout(validated.connectTimeout), Effect.ignore)
+            : Effect.promise(() => subscribed).pipe(Effect.timeout(connection.connectTimeout), Effect.ignore)
         )
       )
 
-    const check = Effect.tryPromise({
-      try: () => commands.ping(),
-      catch: (cause) => new SharedStoreUnavailable({ server, operation: "check", cause: withoutSecrets(cause) })
-    }).pipe(
-      Effect.timeoutFail({
-        duration: bound,
-        onTimeout: () => new SharedStoreUnavailable({ server, operation: "check", cause: new Error("timed out") })
-      }),
-      Effect.asVoid
-    )
+    const check = connection_.command(
+      connection,
+      () => commands.ping(),
+      (cause) => new SharedStoreUnavailable({ server, operation: "check", cause }),
+      () => new SharedStoreUnavailable({ server, operation: "check", cause: new Error("timed out") })
+    ).pipe(Effect.asVoid)
 
     return {
       server,
       keyPrefix: validated.keyPrefix,
-      commandTimeout: validated.commandTimeout,
+      commandTimeout: connection.commandTimeout,
       run,
       subscribe,
       check
@@ -340,33 +201,7 @@ export const layer = (options?: StoreOptions): Layer.Layer<Store, InvalidOptions
   Layer.scoped(Store, makeStore(options))
 
 /** @internal */
-export const config: Config.Config<StoreOptions> = Config.all({
-  url: Config.option(Config.redacted("REDIS_URL")),
-  // A bare number is seconds, as for every duration variable of the library.
-  commandTimeout: Config.option(
-    Config.string("REDIS_COMMAND_TIMEOUT").pipe(
-      Config.mapOrFail((text) => {
-        const parsed = parseSeconds(text)
-        return parsed === undefined
-          ? Either.left(ConfigError.InvalidData(["REDIS_COMMAND_TIMEOUT"], `expected a duration, received "${text}"`))
-          : Either.right(parsed)
-      })
-    )
-  ),
-  keyPrefix: Config.option(Config.string("REDIS_BREAKER_KEY_PREFIX"))
-}).pipe(
-  Config.map(({ commandTimeout, keyPrefix, url }) => {
-    const options: {
-      url?: Redacted.Redacted<string>
-      commandTimeout?: Duration.Duration
-      keyPrefix?: string
-    } = {}
-    if (Option.isSome(url)) options.url = url.value
-    if (Option.isSome(commandTimeout)) options.commandTimeout = commandTimeout.value
-    if (Option.isSome(keyPrefix)) options.keyPrefix = keyPrefix.value
-    return options
-  })
-)
+export const config: Config.Config<StoreOptions> = connection_.storeConfig("REDIS_BREAKER_KEY_PREFIX")
 
 /** @internal */
 export const layerConfig = (
