@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type * as CircuitBreaker from "../src/CircuitBreaker.js"
@@ -24,6 +25,8 @@ interface Call {
   readonly op: string
   readonly at: number
   readonly extra: ReadonlyArray<string | number>
+  /** The open durations the call carries, as the script receives them. */
+  readonly openDurations: string
 }
 
 interface MemoryStore {
@@ -79,12 +82,12 @@ const memoryStore = (): MemoryStore => {
       run: (_key, args) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const op = String(args[0])
-          const openMillis = Number(args[7])
+          const openMillis = Number(String(args[7]).split(",")[0])
           const extra = args.slice(13)
           if (memory.down) {
             return Effect.fail(new SharedStoreUnavailable({ server: "memory", operation: op, cause: "down" }))
           }
-          memory.calls.push({ op, at: now, extra })
+          memory.calls.push({ op, at: now, extra, openDurations: String(args[7]) })
           switch (op) {
             case "report":
               if (status === "c" && Number(extra[1]) > 0) open(now, openMillis, true)
@@ -306,6 +309,31 @@ describe("SharedCircuitBreaker on the TestClock", () => {
         "HalfOpen->Open",
         "Open->HalfOpen"
       ])
+    }).pipe(Effect.provide(memory.layer))
+  })
+
+  it.scoped("openSchedule: its first durations are drawn once and sent for the script to pick from", () => {
+    const memory = memoryStore()
+    return Effect.gen(function*() {
+      yield* SharedCircuitBreaker.make({
+        name: "drawn",
+        openSchedule: Schedule.exponential("100 millis").pipe(Schedule.whileInput((opening: number) => opening <= 3)),
+        shared: { reportInterval: "100 millis", syncInterval: "1 hour" }
+      })
+      yield* SharedCircuitBreaker.make({
+        name: "long",
+        openSchedule: Schedule.spaced("2 seconds"),
+        shared: { reportInterval: "100 millis", syncInterval: "1 hour" }
+      })
+      yield* SharedCircuitBreaker.make({
+        name: "fixed",
+        openSchedule: Schedule.spaced("2 seconds"),
+        shared: { openDuration: "5 seconds", reportInterval: "100 millis", syncInterval: "1 hour" }
+      })
+      const [drawn, long, fixed] = memory.ops("read").map((call) => call.openDurations)
+      expect(drawn).toBe("100,200,400")
+      expect(long!.split(",")).toEqual(Array.from({ length: 32 }, () => "2000"))
+      expect(fixed).toBe("5000")
     }).pipe(Effect.provide(memory.layer))
   })
 

@@ -104,7 +104,7 @@ export interface SharedOptions {
    * (default 1). Below it, a sick process opens only its own local breaker.
    */
   readonly quorum?: number | undefined
-  /** The shared open duration (default: `resetTimeout`, else 60 seconds). */
+  /** The shared open duration (default: the breaker's `openSchedule`, else `resetTimeout`, else 60 seconds). */
   readonly openDuration?: Duration.DurationInput | undefined
   /** How long a probe lease lasts before another process may take it (default: the open duration). */
   readonly probeLease?: Duration.DurationInput | undefined

@@ -9,6 +9,8 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -77,8 +79,10 @@ interface Validated {
   readonly failureRateThreshold: number
   readonly minimumCalls: number
   readonly quorum: number
-  readonly openMillis: number
-  readonly leaseMillis: number
+  /** Undefined when the open durations are drawn from the breaker's `openSchedule`. */
+  readonly openMillis: number | undefined
+  /** Undefined when it follows the first open duration. */
+  readonly leaseMillis: number | undefined
   readonly reportInterval: Duration.Duration
   readonly syncInterval: Duration.Duration
   readonly processId: string
@@ -153,7 +157,9 @@ export const validate = <E>(options: Options<E>): Either.Either<Validated, Inval
       Duration.seconds(60)
     )
     const openDuration = yield* options_.duration(moduleName, field("openDuration"), o.openDuration, resetTimeout)
+    const fromSchedule = options.openSchedule !== undefined && o.openDuration === undefined
     const probeLease = yield* options_.duration(moduleName, field("probeLease"), o.probeLease, openDuration)
+    const toMillis = (duration: Duration.Duration) => Math.max(1, Math.round(Duration.toMillis(duration)))
     const reportInterval = yield* options_.duration(
       moduleName,
       field("reportInterval"),
@@ -179,8 +185,8 @@ export const validate = <E>(options: Options<E>): Either.Either<Validated, Inval
       failureRateThreshold,
       minimumCalls,
       quorum,
-      openMillis: Math.max(1, Math.round(Duration.toMillis(openDuration))),
-      leaseMillis: Math.max(1, Math.round(Duration.toMillis(probeLease))),
+      openMillis: fromSchedule ? undefined : toMillis(openDuration),
+      leaseMillis: o.probeLease === undefined && fromSchedule ? undefined : toMillis(probeLease),
       reportInterval,
       syncInterval,
       processId,
@@ -190,6 +196,39 @@ export const validate = <E>(options: Options<E>): Either.Either<Validated, Inval
   })
 
 type Outcome = "s" | "f" | "i"
+
+/**
+ * How many open durations of an `openSchedule` are drawn: the script uses the n-th for the
+ * n-th consecutive opening, and the last one after that.
+ *
+ * @internal
+ */
+export const drawnOpenDurations = 32
+
+/**
+ * The first open durations of a schedule (its input is the number of the opening, 1-based),
+ * drawn once, at time `now`, until the schedule ends.
+ *
+ * @internal
+ */
+export const drawOpenDurations = (
+  schedule: Schedule.Schedule<unknown, number>,
+  now: number
+): Effect.Effect<ReadonlyArray<number>> =>
+  Effect.gen(function*() {
+    const drawn: Array<number> = []
+    let state: unknown = schedule.initial
+    for (let opening = 1; opening <= drawnOpenDurations; opening++) {
+      const [next, _out, step] = yield* schedule.step(now, opening, state)
+      if (ScheduleDecision.isDone(step)) break
+      drawn.push(Math.max(1, Math.round(ScheduleIntervals.start(step.intervals) - now)))
+      state = next
+    }
+    return drawn
+  }).pipe(
+    // A schedule that dies keeps what it drew.
+    Effect.catchAllCause(() => Effect.succeed([]))
+  )
 
 const isOwnRejection = (error: unknown, name: string): boolean =>
   error instanceof CircuitBreaker.CircuitBreakerOpen && error.breaker === name
@@ -237,7 +276,23 @@ export const make = <E = unknown>(
     const fork = yield* FiberSet.runtime(fibers)<never>()
     const transitions = yield* PubSub.unbounded<CircuitBreaker.StateChange>()
     const isFailure = options.isFailure
-    const ttlMillis = validated.windowMillis + validated.openMillis + validated.leaseMillis + 60_000
+    // The open durations the script picks from, decided by the process that opens: one, or the
+    // first ones of the breaker's openSchedule (drawn once, here).
+    const openDurations = validated.openMillis !== undefined
+      ? [validated.openMillis]
+      : yield* drawOpenDurations(options.openSchedule!, nowMillis())
+    if (openDurations.length === 0) {
+      return yield* new InvalidOptions({
+        module: moduleName,
+        field: "openSchedule",
+        expected: "a schedule that yields at least one delay",
+        received: "a schedule that is done at once"
+      })
+    }
+    const openArgument = openDurations.join(",")
+    const leaseMillis = validated.leaseMillis ?? openDurations[0]!
+    // The script adds what remains of an open period to the key's time to live.
+    const ttlMillis = validated.windowMillis + openDurations[0]! + leaseMillis + 60_000
     const baseArgs = (op: string): Array<string | number> => [
       op,
       validated.processId,
@@ -246,9 +301,9 @@ export const make = <E = unknown>(
       validated.minimumCalls,
       validated.failureRateThreshold,
       validated.quorum,
-      validated.openMillis,
+      openArgument,
       validated.halfOpenMaxCalls,
-      validated.leaseMillis,
+      leaseMillis,
       validated.successThreshold,
       ttlMillis,
       channel

@@ -15,6 +15,12 @@
  * - `pf`: JSON `{ process: last failure time }`: the processes that failed within the window.
  * - `pr`: the probe leases, JSON `{ "s<slot>": [process, lease expiry] }`.
  * - `np`: the probes granted in this epoch; `opens`: openings ever; `at`: the last opening (server ms).
+ * - `n`: consecutive openings since the last closing: the index into the open durations.
+ *
+ * The open durations (`ARGV[8]`) are a comma-separated list: one duration (`resetTimeout` or
+ * `shared.openDuration`), or the first durations of an `openSchedule`, one per consecutive
+ * opening, the last one kept once the list ends. The process whose report or probe opens the
+ * state sends the list, so the duration is decided once and written in `until` for the fleet.
  *
  * @internal
  */
@@ -27,7 +33,8 @@ local bucketCount = tonumber(ARGV[4])
 local minimumCalls = tonumber(ARGV[5])
 local rate = tonumber(ARGV[6])
 local quorum = tonumber(ARGV[7])
-local openMs = tonumber(ARGV[8])
+local openDurations = {}
+for v in string.gmatch(ARGV[8], '[^,]+') do openDurations[#openDurations + 1] = tonumber(v) end
 local maxProbes = tonumber(ARGV[9])
 local leaseMs = tonumber(ARGV[10])
 local successThreshold = tonumber(ARGV[11])
@@ -35,7 +42,7 @@ local ttlMs = tonumber(ARGV[12])
 local channel = ARGV[13]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', key, 'gen', 'st', 'ep', 'until', 'ok', 'b', 'pf', 'pr', 'np')
+local f = redis.call('HMGET', key, 'gen', 'st', 'ep', 'until', 'ok', 'b', 'pf', 'pr', 'np', 'n')
 local gen = f[1]
 local fresh = false
 if not gen then
@@ -50,6 +57,7 @@ local buckets = cjson.decode(f[6] or '{}')
 local pids = cjson.decode(f[7] or '{}')
 local probes = cjson.decode(f[8] or '{}')
 local granted = tonumber(f[9] or '0')
+local streak = tonumber(f[10] or '0')
 local bucketMs = math.ceil(windowMs / bucketCount)
 local current = math.floor(now / bucketMs)
 
@@ -68,11 +76,13 @@ end
 
 local function save()
   redis.call('HSET', key, 'gen', gen, 'st', st, 'ep', ep, 'until', untilMs, 'ok', ok,
-    'b', cjson.encode(buckets), 'pf', cjson.encode(pids), 'pr', cjson.encode(probes), 'np', granted)
+    'b', cjson.encode(buckets), 'pf', cjson.encode(pids), 'pr', cjson.encode(probes), 'np', granted, 'n', streak)
   redis.call('PEXPIRE', key, ttlMs + math.max(0, untilMs - now))
 end
 
 local function openNow()
+  streak = streak + 1
+  local openMs = openDurations[math.min(streak, #openDurations)]
   st = 'o'
   ep = ep + 1
   untilMs = now + openMs
@@ -85,6 +95,7 @@ local function openNow()
 end
 
 local function closeNow()
+  streak = 0
   st = 'c'
   ep = ep + 1
   untilMs = 0

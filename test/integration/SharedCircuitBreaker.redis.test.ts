@@ -6,8 +6,10 @@ import { describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
@@ -184,6 +186,48 @@ describe("script (real Redis)", () => {
       redis.disconnect()
     }
   })
+
+  it("schedule: the n-th consecutive opening lasts the n-th duration, then the last; closing restarts", async () => {
+    const redis = connect()
+    await redis.connect()
+    try {
+      const name = uniqueName("script-schedule")
+      const durations = (op: string, owner: string, name: string) => {
+        const [first, second, third, fourth, fifth, sixth, seventh, , ...rest] = args(op, owner, name)
+        return [first, second, third, fourth, fifth, sixth, seventh, "100,200,400", ...rest] as const
+      }
+      const call = async (op: string, owner: string, ...extra: Array<string | number>) =>
+        decision.decodeReply(await redis.shared(keyOf(name), ...durations(op, owner, name), ...extra))!
+      await call("report", "a", 0, 5)
+      const opened = await call("report", "b", 0, 5)
+      expect(opened.status).toBe("Open")
+      expect(opened.remainingMillis).toBeGreaterThan(50)
+      expect(opened.remainingMillis).toBeLessThanOrEqual(100)
+      const reopenings: Array<number> = []
+      for (const wait of [120, 220, 420]) {
+        await sleep(wait)
+        const probe = await call("acquire", "a")
+        expect(probe.extra).toBe("probe")
+        const failed = await call("result", "a", probe.epoch, probe.value, "f", probe.generation)
+        expect(failed.status).toBe("Open")
+        reopenings.push(failed.remainingMillis)
+      }
+      // 200, 400, then 400 again: each within a few milliseconds below.
+      expect(reopenings.map((millis) => Math.ceil(millis / 100) * 100)).toEqual([200, 400, 400])
+      expect(await hget(name, "n")).toBe("4")
+      await sleep(420)
+      const probe = await call("acquire", "b")
+      const closed = await call("result", "b", probe.epoch, probe.value, "s", probe.generation)
+      expect(closed.status).toBe("Closed")
+      expect(await hget(name, "n")).toBe("0")
+      await call("report", "a", 0, 5)
+      const again = await call("report", "b", 0, 5)
+      expect(again.status).toBe("Open")
+      expect(again.remainingMillis).toBeLessThanOrEqual(100)
+    } finally {
+      redis.disconnect()
+    }
+  })
 })
 
 const failing: Answer = { status: 503, delayMillis: 5 }
@@ -280,6 +324,46 @@ describe("in this process", () => {
       expect(rejected.reason).toBe("Open")
       expect(Duration.toMillis(rejected.retryAfter)).toBeGreaterThan(50_000)
       expect((yield* b.metrics).rejectedCalls).toBe(1)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+    ), 20_000)
+
+  it.live("openSchedule: the process that opens decides the open period for the fleet, and its stream tells it", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("schedule")
+      const shared = { minimumCalls: 3, reportInterval: "20 millis", syncInterval: "1 minute" } as const
+      const a = yield* SharedCircuitBreaker.make({
+        name,
+        failureThreshold: 100,
+        successThreshold: 1,
+        openSchedule: Schedule.exponential("400 millis"),
+        shared: { ...shared, processId: "a" }
+      })
+      const b = yield* SharedCircuitBreaker.make({
+        name,
+        failureThreshold: 100,
+        resetTimeout: "1 minute",
+        shared: { ...shared, processId: "b" }
+      })
+      const changes = yield* b.subscribe
+      const told = yield* Effect.fork(Stream.runCollect(Stream.take(changes, 3)))
+      for (let i = 0; i < 3; i++) yield* Effect.either(a.protect(Effect.fail(new Error("down"))))
+      yield* Effect.sleep("100 millis")
+      expect(yield* b.state).toBe("Open")
+      const rejected = yield* Effect.flip(b.protect(Effect.succeed(1)))
+      expect(Duration.toMillis(rejected.retryAfter)).toBeLessThanOrEqual(400)
+      expect(Duration.toMillis(rejected.retryAfter)).toBeGreaterThan(200)
+      yield* Effect.sleep("400 millis")
+      expect(yield* a.protect(Effect.succeed("probe"))).toBe("probe")
+      // b's stream tells the opening, the end of the period and the probe's success, once each.
+      const all = Array.from(yield* Fiber.join(told)).map((c) => `${c.from}->${c.to} ${c.reason}`)
+      expect(all).toEqual([
+        "Closed->Open FailureRate",
+        "Open->HalfOpen OpenDurationElapsed",
+        "HalfOpen->Closed ProbesSucceeded"
+      ])
+      expect(yield* b.state).toBe("Closed")
     }).pipe(
       Effect.scoped,
       Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
