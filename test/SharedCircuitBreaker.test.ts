@@ -337,6 +337,34 @@ describe("SharedCircuitBreaker on the TestClock", () => {
     }).pipe(Effect.provide(memory.layer))
   })
 
+  it.scoped("changes: a silent Redis in a half-open period gives way to the local state, and back after", () => {
+    const memory = memoryStore()
+    return Effect.gen(function*() {
+      const breaker = yield* SharedCircuitBreaker.make({
+        name: "silent",
+        failureThreshold: 100,
+        resetTimeout: "5 seconds",
+        shared: { reportInterval: "100 millis", syncInterval: "1 second" }
+      })
+      const seen = yield* collect(breaker)
+      memory.openElsewhere(0, 5_000, true)
+      yield* TestClock.adjust("5 seconds")
+      memory.down = true
+      // The lease cannot be asked for: the call runs through the local breaker.
+      expect(yield* breaker.protect(Effect.succeed("local"))).toBe("local")
+      expect(yield* breaker.state).toBe("Closed")
+      memory.down = false
+      yield* TestClock.adjust("1 second")
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect((yield* Ref.get(seen)).map(([from, to, reason]) => `${from}->${to} ${reason}`)).toEqual([
+        "Closed->Open FailureRate",
+        "Open->HalfOpen OpenDurationElapsed",
+        "HalfOpen->Closed Reset",
+        "Closed->HalfOpen OpenDurationElapsed"
+      ])
+    }).pipe(Effect.provide(memory.layer))
+  })
+
   it.scoped("changes carry the time of the fiber's Clock", () => {
     const memory = memoryStore()
     return Effect.gen(function*() {

@@ -409,7 +409,8 @@ export const make = <E = unknown>(
     const onFailure = () => {
       if (!healthy) return
       healthy = false
-      observe(nowMillis())
+      // A half-open period held by the fleet gives way to the local breaker's state.
+      observe(nowMillis(), "Reset")
     }
     const run = (op: string, extra: ReadonlyArray<string | number> = []) =>
       store.run(key, [...baseArgs(op), ...extra]).pipe(
