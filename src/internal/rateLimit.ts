@@ -146,21 +146,66 @@ export const validate = (given: RateLimit.RateLimit.Options) =>
     return { name, limit, interval, algorithm, mode }
   })
 
-const makeRejecting = (
-  config: {
-    readonly name: string
-    readonly limit: number
-    readonly interval: Duration.Duration
-    readonly algorithm: "token-bucket" | "fixed-window"
-  }
-): Effect.Effect<RateLimit.RejectingRateLimiter> =>
-  Effect.gen(function*() {
-    const { algorithm, interval, limit, name } = config
-    const intervalMillis = Duration.toMillis(interval)
-    // Tagged `limiter=<name>` and with the tags the calling fiber carries (`Effect.tagMetrics`).
-    const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
-      rejectedCounter.unsafeUpdate(1, labels)
+/**
+ * What names a rejecting limiter.
+ *
+ * @internal
+ */
+export interface RejectingSettings {
+  readonly name: string
+  readonly limit: number
+  readonly interval: Duration.Duration
+  readonly algorithm: "token-bucket" | "fixed-window"
+}
+
+/**
+ * How a limiter rejects a call: counted (tagged `limiter=<name>` and with the tags the calling
+ * fiber carries, `Effect.tagMetrics`), an event on the caller's span, then `RateLimitExceeded`.
+ *
+ * @internal
+ */
+export const rejection = (
+  settings: RejectingSettings
+): (retryAfter: Duration.Duration) => Effect.Effect<never, RateLimitExceeded> => {
+  const { interval, limit, name } = settings
+  const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
+    rejectedCounter.unsafeUpdate(1, labels)
+  )
+  return (retryAfter) =>
+    Effect.zipRight(
+      countRejected,
+      tracing.eventThen("resilience.rate_limit.rejected", () => ({
+        "resilience.policy": "rate_limit",
+        "resilience.name": name,
+        "resilience.outcome": "rejected",
+        "resilience.retry_after_ms": Duration.toMillis(retryAfter)
+      }), () => Effect.fail(new RateLimitExceeded({ limiter: name, limit, interval, retryAfter })))
     )
+}
+
+/**
+ * The rejecting limiter of `acquire`.
+ *
+ * @internal
+ */
+export const rejecting = (
+  settings: RejectingSettings,
+  acquire: Effect.Effect<void, RateLimitExceeded>
+): RateLimit.RejectingRateLimiter => ({
+  [TypeId]: TypeId,
+  name: settings.name,
+  limit: settings.limit,
+  interval: settings.interval,
+  algorithm: settings.algorithm,
+  acquire,
+  run: (effect) => Effect.zipRight(acquire, effect)
+})
+
+const makeRejecting = (config: RejectingSettings): Effect.Effect<RateLimit.RejectingRateLimiter> =>
+  Effect.gen(function*() {
+    const { algorithm, limit } = config
+    const intervalMillis = Duration.toMillis(config.interval)
+    const reject = rejection(config)
     let take: (now: number) => Effect.Effect<number>
     if (algorithm === "token-bucket") {
       const millisPerToken = Math.ceil(intervalMillis / limit)
@@ -172,31 +217,9 @@ const makeRejecting = (
     }
     const acquire: Effect.Effect<void, RateLimitExceeded> = Effect.flatMap(
       Clock.currentTimeMillis,
-      (now) =>
-        Effect.flatMap(take(now), (wait) =>
-          wait === 0 ? Effect.void : Effect.zipRight(
-            countRejected,
-            tracing.eventThen("resilience.rate_limit.rejected", () => ({
-              "resilience.policy": "rate_limit",
-              "resilience.name": name,
-              "resilience.outcome": "rejected",
-              "resilience.retry_after_ms": wait
-            }), () =>
-              Effect.fail(
-                new RateLimitExceeded({ limiter: name, limit, interval, retryAfter: Duration.millis(wait) })
-              ))
-          ))
+      (now) => Effect.flatMap(take(now), (wait) => wait === 0 ? Effect.void : reject(Duration.millis(wait)))
     )
-    const limiter: RateLimit.RejectingRateLimiter = {
-      [TypeId]: TypeId,
-      name,
-      limit,
-      interval,
-      algorithm,
-      acquire,
-      run: (effect) => Effect.zipRight(acquire, effect)
-    }
-    return limiter
+    return rejecting(config, acquire)
   })
 
 /** @internal */

@@ -15,48 +15,26 @@ import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { InvalidOptions } from "../InvalidOptions.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as RateLimitRedis from "../RateLimit/Redis.js"
-import { withLabels } from "./metricLabels.js"
 import * as options_ from "./options.js"
 import * as rateLimit from "./rateLimit.js"
 import * as connection_ from "./redisConnection.js"
-import * as tracing from "./tracing.js"
 
 const STORE = "RateLimit/Redis.layer"
 const MODULE = "RateLimit/Redis"
 
 /** @internal */
 export const storeDefaults = {
-  commandTimeout: Duration.millis(100),
-  connectTimeout: Duration.seconds(1),
-  maxReconnectDelay: Duration.millis(500),
+  ...connection_.storeDefaults,
   keyPrefix: "effect-resilience:rate-limit:",
   connectionName: "effect-resilience-rate-limit"
 } as const
 
-interface ValidatedStore {
-  readonly connection: connection_.Connection
-  readonly keyPrefix: string
-}
-
-const anyString = options_.check(Schema.String, "a string")
-
-const validateStore = (
-  options: RateLimitRedis.StoreOptions | undefined
-): Either.Either<ValidatedStore, InvalidOptions> =>
-  Either.gen(function*() {
-    const o = yield* connection_.optionsObject(STORE, options)
-    const keyPrefix = yield* options_.field(STORE, "keyPrefix", o.keyPrefix, anyString, storeDefaults.keyPrefix)
-    const connection = yield* connection_.validateConnection(STORE, o, storeDefaults)
-    return { connection, keyPrefix }
-  })
 
 // The scripts of @effect/experimental's RateLimiter/Redis store (0.61), unchanged.
 const fixedWindowScript = `
@@ -147,7 +125,7 @@ export const makeStore = (
   options?: RateLimitRedis.StoreOptions
 ): Effect.Effect<RateLimiter.RateLimiterStore["Type"], InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
-    const validated = yield* validateStore(options)
+    const validated = yield* connection_.validateStore(STORE, options, storeDefaults)
     const { connection } = validated
     const { server } = connection
     const { firstConnection, redis: client } = yield* connection_.acquireClient(connection, {
@@ -258,20 +236,9 @@ export const make = (
       "admit"
     )
     const limiter = yield* RateLimiter.make
-    const countRejected = withLabels([MetricLabel.make("limiter", name)])((labels) =>
-      rateLimit.rejectedCounter.unsafeUpdate(1, labels)
-    )
+    const settings = { name, limit, interval, algorithm }
     // As the in-process limiter: counted, an event on the caller's span, then the same error.
-    const reject = (retryAfter: Duration.Duration) =>
-      Effect.zipRight(
-        countRejected,
-        tracing.eventThen("resilience.rate_limit.rejected", () => ({
-          "resilience.policy": "rate_limit",
-          "resilience.name": name,
-          "resilience.outcome": "rejected",
-          "resilience.retry_after_ms": Duration.toMillis(retryAfter)
-        }), () => Effect.fail(new rateLimit.RateLimitExceeded({ limiter: name, limit, interval, retryAfter })))
-      )
+    const reject = rateLimit.rejection(settings)
     // Refused while the store does not answer: retry after one interval, when the window has passed.
     const whenUnavailable: Effect.Effect<void, rateLimit.RateLimitExceeded> = onStoreUnavailable === "admit"
       ? Effect.void
@@ -288,14 +255,5 @@ export const make = (
         onSuccess: () => Effect.void
       })
     )
-    const result: RateLimit.RejectingRateLimiter = {
-      [rateLimit.TypeId]: rateLimit.TypeId,
-      name,
-      limit,
-      interval,
-      algorithm,
-      acquire,
-      run: (effect) => Effect.zipRight(acquire, effect)
-    }
-    return result
+    return rateLimit.rejecting(settings, acquire)
   })

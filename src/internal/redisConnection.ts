@@ -17,6 +17,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
 import { InvalidOptions } from "../InvalidOptions.js"
@@ -170,22 +171,13 @@ export const validateConnection = (
   defaults: ConnectionDefaults
 ): Either.Either<Connection, InvalidOptions> =>
   Either.gen(function*() {
-    const commandTimeout = yield* options_.duration(
-      module,
-      "commandTimeout",
-      options.commandTimeout,
-      defaults.commandTimeout
-    )
-    const connectTimeout = yield* options_.duration(
-      module,
-      "connectTimeout",
-      options.connectTimeout,
-      defaults.connectTimeout
-    )
+    const { commandTimeout: commandInput, connectTimeout: connectInput, maxReconnectDelay: reconnectInput } = options
+    const commandTimeout = yield* options_.duration(module, "commandTimeout", commandInput, defaults.commandTimeout)
+    const connectTimeout = yield* options_.duration(module, "connectTimeout", connectInput, defaults.connectTimeout)
     const maxReconnectDelay = yield* options_.duration(
       module,
       "maxReconnectDelay",
-      options.maxReconnectDelay,
+      reconnectInput,
       defaults.maxReconnectDelay
     )
     const connectionName = yield* options_.field(
@@ -213,6 +205,56 @@ export const validateConnection = (
       connectionName,
       server: describeServer(url, checked)
     }
+  })
+
+/**
+ * The connection defaults of a store that a call may consult on its way (the shared breakers',
+ * the fleet rate limit's): a short command timeout, a short reconnect backoff.
+ *
+ * @internal
+ */
+export const storeDefaults = {
+  commandTimeout: Duration.millis(100),
+  connectTimeout: Duration.seconds(1),
+  maxReconnectDelay: Duration.millis(500)
+} as const
+
+/**
+ * A store's options: the connection's and the prefix of its keys.
+ *
+ * @internal
+ */
+export interface StoreOptions extends ConnectionOptions {
+  readonly keyPrefix?: string | undefined
+}
+
+/**
+ * A store's options that passed every check.
+ *
+ * @internal
+ */
+export interface Store {
+  readonly connection: Connection
+  readonly keyPrefix: string
+}
+
+const anyString = options_.check(Schema.String, "a string")
+
+/**
+ * Checks a store's options, with `defaults` for what they do not set.
+ *
+ * @internal
+ */
+export const validateStore = (
+  module: string,
+  options: StoreOptions | undefined,
+  defaults: ConnectionDefaults & { readonly keyPrefix: string }
+): Either.Either<Store, InvalidOptions> =>
+  Either.gen(function*() {
+    const o = yield* optionsObject(module, options)
+    const keyPrefix = yield* options_.field(module, "keyPrefix", o.keyPrefix, anyString, defaults.keyPrefix)
+    const connection = yield* validateConnection(module, o, defaults)
+    return { connection, keyPrefix }
   })
 
 /**

@@ -4,14 +4,11 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions } from "ioredis"
 import type { StoreOptions } from "../CircuitBreaker/Redis.js"
 import { InvalidOptions } from "../InvalidOptions.js"
-import * as options_ from "./options.js"
 import * as connection_ from "./redisConnection.js"
 import { decodeReply, type Reply, script } from "./sharedBreakerScript.js"
 
@@ -19,9 +16,7 @@ const moduleName = "CircuitBreaker/Redis"
 
 /** @internal */
 export const storeDefaults = {
-  commandTimeout: Duration.millis(100),
-  connectTimeout: Duration.seconds(1),
-  maxReconnectDelay: Duration.millis(500),
+  ...connection_.storeDefaults,
   keyPrefix: "effect-resilience:breaker:",
   connectionName: "effect-resilience-breaker"
 } as const
@@ -69,21 +64,6 @@ export interface SharedStore {
 /** @internal */
 export class Store extends Context.Tag("effect-resilience/CircuitBreaker/Redis/Store")<Store, SharedStore>() {}
 
-interface ValidatedStore {
-  readonly connection: connection_.Connection
-  readonly keyPrefix: string
-}
-
-const anyString = options_.check(Schema.String, "a string")
-
-/** @internal */
-export const validateStore = (options: StoreOptions | undefined): Either.Either<ValidatedStore, InvalidOptions> =>
-  Either.gen(function*() {
-    const o = yield* connection_.optionsObject(moduleName, options)
-    const keyPrefix = yield* options_.field(moduleName, "keyPrefix", o.keyPrefix, anyString, storeDefaults.keyPrefix)
-    const connection = yield* connection_.validateConnection(moduleName, o, storeDefaults)
-    return { connection, keyPrefix }
-  })
 
 const commandName = "effectResilienceSharedBreaker"
 
@@ -96,7 +76,7 @@ const commandName = "effectResilienceSharedBreaker"
  */
 export const makeStore = (options?: StoreOptions): Effect.Effect<SharedStore, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
-    const validated = yield* validateStore(options)
+    const validated = yield* connection_.validateStore(moduleName, options, storeDefaults)
     const { connection } = validated
     const { server } = connection
     const connect = (role: string, fixed: RedisOptions) =>
