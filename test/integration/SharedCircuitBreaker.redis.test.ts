@@ -69,6 +69,13 @@ const waitUntil = async (condition: () => Promise<boolean> | boolean, timeoutMil
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/**
+ * The command timeout of the workers whose assertions are about decisions, not about how fast
+ * a process falls back: with the whole suite running, a worker's event loop can lag past the
+ * 100 ms default, and its reports would count as the store being away.
+ */
+const commandTimeoutMillis = 1_000
+
 const noCallerErrors = (all: ReadonlyArray<Worker>) => {
   for (const w of all) {
     expect(w.lines.filter((line) => line.startsWith("error")), `${w.name} stderr: ${w.stderr()}`).toEqual([])
@@ -309,7 +316,9 @@ describe("in this process", () => {
         name,
         failureThreshold: 100,
         resetTimeout: "1 minute",
-        shared: { minimumCalls: 3, reportInterval: "20 millis", syncInterval: "1 minute" }
+        // Pub/sub tells b at once; the backstop read covers a message lost while a loaded
+        // machine's subscriber connection was reconnecting.
+        shared: { minimumCalls: 3, reportInterval: "20 millis", syncInterval: "500 millis" }
       }
       const a = yield* SharedCircuitBreaker.make({ ...options, shared: { ...options.shared, processId: "a" } })
       const b = yield* SharedCircuitBreaker.make({ ...options, shared: { ...options.shared, processId: "b" } })
@@ -326,7 +335,7 @@ describe("in this process", () => {
       expect((yield* b.metrics).rejectedCalls).toBe(1)
     }).pipe(
       Effect.scoped,
-      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url })))
+      Effect.provide(Layer.suspend(() => SharedCircuitBreaker.layer({ url: server().url, commandTimeout: "1 second" })))
     ), 20_000)
 
   it.live("openSchedule: the process that opens decides the open period for the fleet, and its stream tells it", () =>
@@ -653,7 +662,7 @@ describe("several processes", () => {
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         // Room for a loaded machine: the workers start one by one and must still be calling
         // when the second process falls sick, seconds later.
-        worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 25_000, breaker })
+        worker({ worker: name, target: dep.url, fibers: 4, durationMillis: 25_000, commandTimeoutMillis, breaker })
       )
       await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 60_000)))
       await fleet[0]!.waitFor((line) => / Closed Open$/.test(line), 10_000)
@@ -672,7 +681,9 @@ describe("several processes", () => {
       const openedAt = Number(await hget(name, "at"))
       await sleep(1_500)
       for (const w of ["p2", "p3"]) {
-        expect(dep.arrivals.filter((a) => a.worker === w && a.at > openedAt + 1_100), w).toEqual([])
+        // syncInterval (1 s) + commandTimeout
+        expect(dep.arrivals.filter((a) => a.worker === w && a.at > openedAt + 1_000 + commandTimeoutMillis), w)
+          .toEqual([])
       }
       await Promise.all(fleet.map((w) => w.exited))
       noCallerErrors(fleet)
@@ -691,7 +702,7 @@ describe("several processes", () => {
       }
       const fleet = ["p0", "p1", "p2", "p3"].map((name) =>
         // The story below takes about 9 s and more on a loaded machine: the workers outlast it.
-        worker({ worker: name, target: dep.url, fibers: 25, durationMillis: 30_000, breaker })
+        worker({ worker: name, target: dep.url, fibers: 25, durationMillis: 30_000, commandTimeoutMillis, breaker })
       )
       await Promise.all(fleet.map((w) => w.waitFor((line) => line.startsWith("ready"), 60_000)))
       const calledBetween = (from: number, to: number) =>
@@ -718,7 +729,7 @@ describe("several processes", () => {
       await waitUntil(async () => (await hget(name, "st")) === "o", 10_000, "the shared state to open")
       const openedAt = Number(await hget(name, "at"))
       await sleep(1_500)
-      const late = dep.arrivals.filter((a) => a.at > openedAt + 500 + 100)
+      const late = dep.arrivals.filter((a) => a.at > openedAt + 500 + commandTimeoutMillis)
       expect(late, "every process stopped within syncInterval + commandTimeout").toEqual([])
       const exits = await Promise.all(fleet.map((w) => w.exited))
       expect(exits.map((exit) => exit.code)).toEqual([0, 0, 0, 0])
