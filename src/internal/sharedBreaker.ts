@@ -16,6 +16,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as CircuitBreaker from "../CircuitBreaker.js"
+import type * as Shared from "../CircuitBreaker/Redis.js"
 import { InvalidOptions } from "../InvalidOptions.js"
 import { unsafeMakeWithoutStack } from "./circuitBreakerOpen.js"
 import * as HealthRegistry from "./healthRegistry.js"
@@ -25,42 +26,17 @@ import { type SharedStoreUnavailable, Store } from "./sharedBreakerStore.js"
 
 const moduleName = "CircuitBreaker/Redis"
 
-/**
- * The options of the shared part of a breaker.
- *
- * @internal
- */
-export interface SharedOptions {
-  readonly window?: Duration.DurationInput | undefined
-  readonly buckets?: number | undefined
-  readonly failureRateThreshold?: number | undefined
-  readonly minimumCalls?: number | undefined
-  readonly quorum?: number | undefined
-  readonly openDuration?: Duration.DurationInput | undefined
-  readonly probeLease?: Duration.DurationInput | undefined
-  readonly reportInterval?: Duration.DurationInput | undefined
-  readonly syncInterval?: Duration.DurationInput | undefined
-  readonly processId?: string | undefined
-}
+/** @internal */
+export type SharedOptions = Shared.SharedOptions
 
 /** @internal */
-export interface Options<E> extends CircuitBreaker.CircuitBreaker.Options<E> {
-  readonly shared?: SharedOptions | undefined
-}
+export type Options<E> = Shared.Options<E>
 
 /** @internal */
-export interface SharedState {
-  readonly status: decision.Status
-  readonly epoch: number
-  readonly healthy: boolean
-  readonly probesGranted: number
-  readonly processId: string
-}
+export type SharedState = Shared.SharedState
 
 /** @internal */
-export interface SharedCircuitBreaker extends CircuitBreaker.CircuitBreaker {
-  readonly shared: Effect.Effect<SharedState>
-}
+export type SharedCircuitBreaker = Shared.SharedCircuitBreaker
 
 /** @internal */
 export const sharedDefaults = {
